@@ -1,0 +1,1 @@
+"""Shared settings, logging, clients and record contracts of the market-data platform."""

@@ -1,0 +1,258 @@
+"""Client factories: the only place that turns settings into connections.
+
+Everything imports its S3, Kafka and Snowflake clients from here, so endpoints,
+credentials and tuning live in one spot. Heavy client libraries are imported lazily.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from market_common.logging import get_logger
+from market_common.settings import KafkaSettings, MarketSettings, S3Settings, SnowflakeSettings
+
+if TYPE_CHECKING:
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+    from snowflake.connector import SnowflakeConnection
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+class SnowflakeAuthError(RuntimeError):
+    """Credentials or permissions were rejected: retrying will not help."""
+
+
+class SnowflakeUnavailableError(RuntimeError):
+    """The warehouse (or emulator) could not be reached after all retries."""
+
+
+def s3_client(settings: S3Settings | MarketSettings) -> Any:
+    """boto3 S3 client for the configured endpoint, path-style addressing by default."""
+    import boto3
+    from botocore.config import Config
+
+    s3 = settings.s3 if isinstance(settings, MarketSettings) else settings
+    return boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint_url,
+        region_name=s3.region,
+        aws_access_key_id=s3.access_key_id.get_secret_value() if s3.access_key_id else None,
+        aws_secret_access_key=(
+            s3.secret_access_key.get_secret_value() if s3.secret_access_key else None
+        ),
+        config=Config(
+            s3={"addressing_style": "path" if s3.path_style else "auto"},
+            retries={"max_attempts": 5, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=60,
+        ),
+    )
+
+
+def _kafka_common(k: KafkaSettings) -> dict[str, Any]:
+    conf: dict[str, Any] = {
+        "bootstrap_servers": k.bootstrap_servers.split(","),
+        "security_protocol": k.security_protocol,
+    }
+    if k.sasl_mechanism:
+        conf["sasl_mechanism"] = k.sasl_mechanism
+        conf["sasl_plain_username"] = k.sasl_username
+        conf["sasl_plain_password"] = k.sasl_password.get_secret_value() if k.sasl_password else None
+    return conf
+
+
+def _kafka(settings: KafkaSettings | MarketSettings) -> KafkaSettings:
+    return settings.kafka if isinstance(settings, MarketSettings) else settings
+
+
+def kafka_producer(settings: KafkaSettings | MarketSettings, **overrides: Any) -> KafkaProducer:
+    """Durable, batched producer: acks=all, idempotence, compression, linger."""
+    from kafka import KafkaProducer
+
+    k = _kafka(settings)
+    conf = _kafka_common(k) | {
+        "acks": "all" if k.acks == "all" else int(k.acks),
+        "enable_idempotence": k.acks == "all",
+        "compression_type": k.compression_type,
+        "linger_ms": k.linger_ms,
+        "batch_size": k.batch_size,
+        "max_request_size": k.max_request_size,
+        "retries": 2**31 - 1,
+        "max_in_flight_requests_per_connection": 5,
+        "request_timeout_ms": 30_000,
+    }
+    conf.update(overrides)
+    return KafkaProducer(**conf)
+
+
+def kafka_consumer(
+    settings: KafkaSettings | MarketSettings, *topics: str, group_id: str | None, **overrides: Any
+) -> KafkaConsumer:
+    """Consumer with manual commits: callers commit only after their output is durable."""
+    from kafka import KafkaConsumer
+
+    conf = _kafka_common(_kafka(settings)) | {
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": 5000,
+        "fetch_max_bytes": 32 * 1024 * 1024,
+        "consumer_timeout_ms": 1000,
+    }
+    conf.update(overrides)
+    return KafkaConsumer(*topics, **conf)
+
+
+def kafka_admin(settings: KafkaSettings | MarketSettings, **overrides: Any) -> KafkaAdminClient:
+    from kafka import KafkaAdminClient
+
+    conf = _kafka_common(_kafka(settings)) | {"request_timeout_ms": 30_000}
+    conf.update(overrides)
+    return KafkaAdminClient(**conf)
+
+
+def ensure_topics(
+    settings: KafkaSettings | MarketSettings, topics: list[str], *, partitions: int | None = None
+) -> list[str]:
+    """Create missing topics with an explicit partition count; return the ones created."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    k = _kafka(settings)
+    admin = kafka_admin(k)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            try:
+                admin.create_topics(
+                    [
+                        NewTopic(t, partitions or k.partitions, k.replication_factor)
+                        for t in missing
+                    ]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another process won the race; the topic exists, which is all we need
+        return missing
+    finally:
+        admin.close()
+
+
+def _snowflake(settings: SnowflakeSettings | MarketSettings) -> SnowflakeSettings:
+    return settings.snowflake if isinstance(settings, MarketSettings) else settings
+
+
+def snowflake_connect_kwargs(
+    settings: SnowflakeSettings | MarketSettings, *, database: str | None = None, schema: str | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for ``snowflake.connector.connect`` (password or key-pair)."""
+    sf = _snowflake(settings)
+    kw: dict[str, Any] = {
+        "account": sf.account,
+        "user": sf.user,
+        "login_timeout": sf.login_timeout_s,
+        "network_timeout": 300,
+        "session_parameters": {"TIMEZONE": "UTC"},
+    }
+    if sf.private_key_path:
+        kw["private_key"] = _load_private_key(sf.private_key_path, sf.private_key_passphrase)
+    elif sf.password is not None:
+        kw["password"] = sf.password.get_secret_value()
+    for key in ("authenticator", "role", "warehouse", "host", "port", "protocol"):
+        value = getattr(sf, key)
+        if value is not None:
+            kw[key] = value
+    if database:
+        kw["database"] = database
+    if schema:
+        kw["schema"] = schema
+    return kw
+
+
+def _load_private_key(path: Path, passphrase: Any) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(
+        path.read_bytes(), password=passphrase.get_secret_value().encode() if passphrase else None
+    )
+    return key.private_bytes(
+        encoding=serialization.Encoding.DER,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.NoEncryption(),
+    )
+
+
+def snowflake_connection(
+    settings: SnowflakeSettings | MarketSettings,
+    *,
+    database: str | None = None,
+    schema: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SnowflakeConnection:
+    """Connect with retries on transient errors; auth failures raise at once."""
+    import snowflake.connector
+    from snowflake.connector import errors
+
+    sf = _snowflake(settings)
+    kwargs = snowflake_connect_kwargs(sf, database=database, schema=schema)
+    delay = 0.5
+    last: Exception | None = None
+    for attempt in range(1, sf.connect_retries + 1):
+        try:
+            return snowflake.connector.connect(**kwargs)
+        except (errors.ForbiddenError, errors.ProgrammingError) as exc:
+            if _is_auth_error(exc):
+                raise SnowflakeAuthError(
+                    f"Snowflake rejected user {sf.user!r} on account {sf.account!r}: {exc.msg}. "
+                    "Check MARKET_SNOWFLAKE__USER / __PASSWORD (or __PRIVATE_KEY_PATH) and the role's grants."
+                ) from exc
+            raise
+        except (errors.OperationalError, errors.DatabaseError, OSError) as exc:
+            last = exc
+            log.warning(
+                "snowflake connect failed, retrying",
+                extra={"attempt": attempt, "of": sf.connect_retries, "error": str(exc)[:200]},
+            )
+            if attempt < sf.connect_retries:
+                sleep(delay)
+                delay = min(delay * 2, 10)
+    where = f"{sf.host}:{sf.port}" if sf.host else f"account {sf.account}"
+    raise SnowflakeUnavailableError(
+        f"could not connect to Snowflake at {where} after {sf.connect_retries} attempts: {last}"
+    )
+
+
+def _is_auth_error(exc: Exception) -> bool:
+    errno = getattr(exc, "errno", None)
+    # 390100 incorrect username/password, 390144 JWT invalid, 390189 role not allowed, 250001 login failed
+    from snowflake.connector.errors import ForbiddenError
+
+    return errno in {390100, 390144, 390189, 390101, 250001} or isinstance(exc, ForbiddenError)
+
+
+def retry(
+    fn: Callable[[], T],
+    *,
+    attempts: int = 5,
+    base_delay: float = 0.5,
+    max_delay: float = 10.0,
+    retry_on: tuple[type[BaseException], ...] = (Exception,),
+    sleep: Callable[[float], None] = time.sleep,
+    what: str = "operation",
+) -> T:
+    """Call ``fn`` with exponential backoff; re-raise the last error when attempts run out."""
+    delay = base_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except retry_on as exc:
+            if attempt == attempts:
+                raise
+            log.warning(f"{what} failed, retrying", extra={"attempt": attempt, "error": str(exc)[:200]})
+            sleep(delay)
+            delay = min(delay * 2, max_delay)
+    raise AssertionError("unreachable")

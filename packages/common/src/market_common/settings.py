@@ -1,0 +1,203 @@
+"""Typed settings for every component, read once from the environment.
+
+All variables share the ``MARKET_`` prefix; nested sections use ``__``
+(``MARKET_KAFKA__BOOTSTRAP_SERVERS=broker:9092``). Values are also read from a ``.env``
+file in the working directory and from ``<state_dir>/stack.env``, which the local stack
+writes with the credentials it generated, so nothing secret is ever committed. Defaults
+point at the local stack on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from market_common.identifiers import validate_identifier
+
+ENV_PREFIX = "MARKET_"
+DEFAULT_SYMBOLS: tuple[str, ...] = (
+    "AAPL", "MSFT", "GOOGL", "AMZN", "META", "TSLA", "NVDA", "JPM", "JNJ", "V",
+)  # fmt: skip
+
+
+def default_state_dir() -> Path:
+    """``$MARKET_STATE_DIR``, else ``.local/`` of the repository containing the cwd."""
+    env = os.environ.get(f"{ENV_PREFIX}STATE_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "pants.toml").is_file():
+            return candidate / ".local"
+    return Path.home() / ".local" / "share" / "market-platform"
+
+
+class StackSettings(BaseModel):
+    """Where the embedded local stack keeps state and which loopback ports it binds."""
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    minio_port: int = 9000
+    minio_console_port: int = 9001
+    fakesnow_port: int = 8085
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    batch_topic: str = "stock-market-batch"
+    realtime_topic: str = "stock-market-realtime"
+    dlq_topic: str = "stock-market-dlq"
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    batch_group: str = "market-raw-batch"
+    realtime_group: str = "market-raw-realtime"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # Producer tuning: throughput without giving up durability.
+    acks: Literal["all", "1", "0"] = "all"
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = "gzip"
+    linger_ms: int = 20
+    batch_size: int = 256 * 1024
+    max_request_size: int = 1024 * 1024
+
+
+class S3Settings(BaseModel):
+    """Object store (MinIO locally, any S3 in production)."""
+
+    endpoint_url: str | None = "http://127.0.0.1:9000"
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    bucket: str = "market-lake"
+    path_style: bool = True
+    raw_prefix: str = "raw"
+    processed_prefix: str = "processed"
+    quarantine_prefix: str = "quarantine"
+    checkpoint_prefix: str = "checkpoints"
+
+    def uri(self, *parts: str, scheme: str = "s3a") -> str:
+        """``s3a://bucket/part/part`` for Spark (``scheme="s3"`` for boto-style URIs)."""
+        key = "/".join(p.strip("/") for p in parts if p)
+        return f"{scheme}://{self.bucket}/{key}"
+
+
+class SnowflakeSettings(BaseModel):
+    """Snowflake connection; ``account="local"`` means the fakesnow emulator of the stack."""
+
+    account: str = "local"
+    user: str = "market"
+    password: SecretStr | None = None
+    private_key_path: Path | None = None
+    private_key_passphrase: SecretStr | None = None
+    authenticator: str | None = None
+    role: str | None = None
+    warehouse: str | None = None
+    # Only for the emulator (or a proxy): real Snowflake derives the host from the account.
+    host: str | None = None
+    port: int | None = None
+    protocol: Literal["http", "https"] | None = None
+    batch_database: str = "STOCKMARKETBATCH"
+    stream_database: str = "STOCKMARKETSTREAM"
+    schema_: str = Field(default="PUBLIC", alias="schema")
+    batch_table: str = "DAILY_STOCK_METRICS"
+    stream_table: str = "REALTIME_STOCK_ANALYTICS"
+    audit_table: str = "LOAD_AUDIT"
+    login_timeout_s: int = 30
+    connect_retries: int = 5
+
+    model_config = {"populate_by_name": True}
+
+    @field_validator(
+        "batch_database", "stream_database", "schema_", "batch_table", "stream_table", "audit_table"
+    )
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        return validate_identifier(value)
+
+    @model_validator(mode="after")
+    def _emulator_endpoint(self) -> SnowflakeSettings:
+        if self.account == "local":
+            self.host = self.host or "127.0.0.1"
+            self.port = self.port or 8085
+            self.protocol = self.protocol or "http"
+            if self.password is None:
+                # fakesnow accepts any password; this is not a credential.
+                self.password = SecretStr("local")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.account == "local"
+
+
+class SparkSettings(BaseModel):
+    master: str = "local[*]"
+    app_name: str = "market-spark"
+    driver_memory: str = "2g"
+    executor_memory: str = "2g"
+    shuffle_partitions: int = 4
+    # Connector coordinates pinned to Spark 4.0.1 / Scala 2.13 / Hadoop 3.4.1.
+    packages: tuple[str, ...] = (
+        "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.1",
+        "org.apache.hadoop:hadoop-aws:3.4.1",
+    )
+    ivy_dir: Path | None = None
+    extra_conf: dict[str, str] = Field(default_factory=dict)
+
+
+class DbtSettings(BaseModel):
+    project_dir: Path | None = None
+    profiles_dir: Path | None = None
+    target: str = "local"
+
+
+class MarketSettings(BaseSettings):
+    """The one settings object; build it with :func:`get_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    env: Literal["local", "dev", "prod"] = "local"
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "console"
+    # Comma-separated in the environment (MARKET_SYMBOLS=AAPL,MSFT), a list in code.
+    symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
+    source: Literal["synthetic", "yfinance", "replay"] = "synthetic"
+    stack: StackSettings = Field(default_factory=StackSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    snowflake: SnowflakeSettings = Field(default_factory=SnowflakeSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    dbt: DbtSettings = Field(default_factory=DbtSettings)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [s.strip().upper() for s in value.split(",") if s.strip()]
+        return value
+
+
+def load_settings(**overrides: object) -> MarketSettings:
+    """Read settings from env, ``.env`` and the stack's ``stack.env`` (env wins)."""
+    state_dir = default_state_dir()
+    env_files = [p for p in (Path(".env"), state_dir / "stack.env") if p.is_file()]
+    return MarketSettings(_env_file=env_files or None, **overrides)  # type: ignore[call-arg]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> MarketSettings:
+    """Process-wide settings; tests build their own with :func:`load_settings`."""
+    return load_settings()
