@@ -1,0 +1,149 @@
+"""``market-localstack up | down | status | logs [service]``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from market_localstack.errors import LocalStackError
+
+app = typer.Typer(
+    help="Embedded local stack: Kafka (KRaft), MinIO and fakesnow on 127.0.0.1.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+OnlyOption = Annotated[
+    Optional[str],  # noqa: UP007 - typer needs Optional on 3.11
+    typer.Option("--only", help="Comma-separated subset: kafka,minio,snowflake."),
+]
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from market_common.settings import load_settings
+
+    return load_settings()
+
+
+def _fail(exc: LocalStackError) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=1)
+
+
+def _table(info: object) -> Table:
+    from market_localstack.stack import StackInfo
+
+    assert isinstance(info, StackInfo)
+    table = Table(title=f"local stack ({info.state_dir})")
+    for column in ("service", "state", "pid", "endpoints", "log"):
+        table.add_column(column)
+    for name, st in info.services.items():
+        if st.healthy:
+            state = "[green]healthy[/]"
+        elif st.running:
+            state = "[yellow]running, not healthy[/]"
+        else:
+            state = "[dim]stopped[/]"
+        if st.reused:
+            state += " (reused)"
+        endpoints = "\n".join(f"{k}: {v}" for k, v in st.endpoints.items())
+        table.add_row(name, state, str(st.pid or "-"), endpoints, str(st.log_path or ""))
+    return table
+
+
+@app.command()
+def up(only: OnlyOption = None) -> None:
+    """Start (or reuse) the services and wait until they are healthy."""
+    from market_localstack import stack
+
+    started = time.monotonic()
+    try:
+        info = stack.ensure_up(_settings(), only=only, console=console)
+    except LocalStackError as exc:
+        raise _fail(exc) from exc
+    console.print(_table(info))
+    console.print(
+        f"ready in {time.monotonic() - started:.1f}s; credentials in "
+        f"{info.state_dir / 'stack.env'} (read automatically by market_common settings)"
+    )
+
+
+@app.command()
+def down(only: OnlyOption = None) -> None:
+    """Stop the services this stack started (pid files); others are left alone."""
+    from market_localstack import stack
+
+    try:
+        stopped = stack.down(_settings(), only=only, console=console)
+    except LocalStackError as exc:
+        raise _fail(exc) from exc
+    for name, was_running in stopped.items():
+        console.print(f"{name}: {'stopped' if was_running else 'was not running'}")
+
+
+@app.command()
+def status(only: OnlyOption = None) -> None:
+    """Show each service's process and health; exit 1 if any is not healthy."""
+    from market_localstack import stack
+
+    try:
+        info = stack.status(_settings(), only=only)
+    except LocalStackError as exc:
+        raise _fail(exc) from exc
+    console.print(_table(info))
+    if not info.healthy:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def logs(
+    service: Annotated[
+        Optional[str],  # noqa: UP007
+        typer.Argument(help="kafka, minio or snowflake; all if omitted."),
+    ] = None,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="Lines per log.")] = 50,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing.")] = False,
+) -> None:
+    """Print the tail of the service logs in <state_dir>/logs/."""
+    from market_localstack.stack import make_service, normalise_services
+    from market_localstack.service import tail
+
+    settings = _settings()
+    try:
+        names = normalise_services(service)
+    except LocalStackError as exc:
+        raise _fail(exc) from exc
+    paths: list[Path] = [make_service(n, settings).log_path for n in names]
+    for name, path in zip(names, paths, strict=True):
+        console.rule(f"{name} — {path}")
+        console.print(tail(path, lines), markup=False, highlight=False)
+    if follow:
+        positions = {p: p.stat().st_size if p.exists() else 0 for p in paths}
+        try:
+            while True:
+                for name, path in zip(names, paths, strict=True):
+                    if not path.exists():
+                        continue
+                    with open(path, "rb") as handle:
+                        handle.seek(positions[path])
+                        chunk = handle.read()
+                        positions[path] = handle.tell()
+                    for line in chunk.decode(errors="replace").splitlines():
+                        console.print(f"[dim]{name}[/] {line}", markup=True, highlight=False)
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
