@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from market_localstack.errors import LocalStackError
+
+if TYPE_CHECKING:
+    from market_common.settings import MarketSettings
 
 app = typer.Typer(
     help="Embedded local stack: Kafka (KRaft), MinIO and fakesnow on 127.0.0.1.",
@@ -25,7 +28,7 @@ OnlyOption = Annotated[
 ]
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> MarketSettings:
     from market_common.settings import load_settings
 
     return load_settings()
@@ -111,8 +114,8 @@ def logs(
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing.")] = False,
 ) -> None:
     """Print the tail of the service logs in <state_dir>/logs/."""
-    from market_localstack.stack import make_service, normalise_services
     from market_localstack.service import tail
+    from market_localstack.stack import make_service, normalise_services
 
     settings = _settings()
     try:
@@ -122,7 +125,7 @@ def logs(
     paths: list[Path] = [make_service(n, settings).log_path for n in names]
     for name, path in zip(names, paths, strict=True):
         console.rule(f"{name} — {path}")
-        console.print(tail(path, lines), markup=False, highlight=False)
+        console.print(tail(path, lines), markup=False, highlight=False, soft_wrap=True)
     if follow:
         positions = {p: p.stat().st_size if p.exists() else 0 for p in paths}
         try:
@@ -135,7 +138,7 @@ def logs(
                         chunk = handle.read()
                         positions[path] = handle.tell()
                     for line in chunk.decode(errors="replace").splitlines():
-                        console.print(f"[dim]{name}[/] {line}", markup=True, highlight=False)
+                        console.print(f"[dim]{name}[/] {line}", highlight=False, soft_wrap=True)
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass

@@ -25,9 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--db-path", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    import uvicorn
-
     import fakesnow.server as fakesnow_server
+    import uvicorn
     from fakesnow.instance import FakeSnow
 
     db_path: Path = args.db_path.resolve()
@@ -46,7 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     fakesnow_server.shared_fs = instance
 
     server = uvicorn.Server(
-        uvicorn.Config(fakesnow_server.app, host=args.host, port=args.port, log_level="info")
+        uvicorn.Config(
+            fakesnow_server.app,
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            access_log=False,
+        )
     )
     server.run()  # returns after SIGTERM/SIGINT (uvicorn handles both)
 

@@ -139,7 +139,9 @@ def resolve_kafka_jars(version: str = KAFKA_VERSION, console: Console | None = N
                 shutil.rmtree(libs)
             libs.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(out), str(libs))
-        (libs / _COMPLETE_MARKER).write_text(f"{len(jars)} jars in {time.monotonic() - started:.1f}s\n")
+        (libs / _COMPLETE_MARKER).write_text(
+            f"{len(jars)} jars in {time.monotonic() - started:.1f}s\n"
+        )
         if console is not None:
             console.print(f"Kafka {version}: {len(jars)} jars in {time.monotonic() - started:.1f}s")
     return libs
@@ -233,6 +235,7 @@ class KafkaService(Service):
 
     name = "kafka"
     startup_timeout_s = 120.0
+    stop_timeout_s = 30.0  # controlled shutdown flushes logs and the metadata snapshot
     heap = "512m"
 
     @property

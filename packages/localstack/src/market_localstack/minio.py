@@ -33,7 +33,7 @@ MINIO_MODULE = "github.com/minio/minio"
 MINIO_MODULE_VERSION = "v0.0.0-20250907161309-07c3a429bfed"
 
 ACCESS_KEY_VAR = "MARKET_S3__ACCESS_KEY_ID"
-SECRET_KEY_VAR = "MARKET_S3__SECRET_ACCESS_KEY"
+SECRET_KEY_VAR = "MARKET_S3__SECRET_ACCESS_KEY"  # noqa: S105 - a variable name
 
 
 def minio_binary_path(release: str = MINIO_RELEASE) -> Path:

@@ -94,7 +94,9 @@ def spawn_detached(
     """Start ``argv`` in a new session with stdout/stderr appended to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(argv)}\n".encode())
+        log.write(
+            f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(argv)}\n".encode()
+        )
         log.flush()
         return subprocess.Popen(
             list(argv),

@@ -9,6 +9,7 @@ every test its own topics/buckets/databases.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -88,10 +89,9 @@ def snowflake_conn_factory(local_stack: StackInfo) -> Iterator[Callable[..., Any
 
     yield factory
     for conn in opened:
-        try:
+        # The server may have been restarted by the test: closing is best effort.
+        with contextlib.suppress(Exception):
             conn.close()
-        except Exception:  # the server may have been restarted by the test
-            pass
 
 
 class UniqueNames:

@@ -93,7 +93,7 @@ class Service(ABC):
     def environment(self) -> dict[str, str]:
         return dict(os.environ)
 
-    def after_healthy(self) -> None:
+    def after_healthy(self) -> None:  # noqa: B027 - optional hook
         """Provision things clients expect (buckets, …); runs on every `up`."""
 
     # -- lifecycle ----------------------------------------------------------------------

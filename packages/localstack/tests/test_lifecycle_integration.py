@@ -1,0 +1,61 @@
+"""`up` twice leaves one process per service; `down` leaves none.
+
+Runs on its own state_dir and free ports so it never touches the shared stack. Only MinIO
+and fakesnow are cycled (seconds each); Kafka's lifecycle uses the same `Service` code path
+and is exercised by every `up` of the shared stack.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from market_common.settings import MarketSettings, StackSettings
+from market_localstack import stack
+from market_localstack.process import port_open
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_up_twice_one_process_down_none(tmp_path: Path) -> None:
+    settings = MarketSettings(
+        stack=StackSettings(
+            state_dir=tmp_path,
+            kafka_port=_free_port(),
+            kafka_controller_port=_free_port(),
+            minio_port=_free_port(),
+            minio_console_port=_free_port(),
+            fakesnow_port=_free_port(),
+        )
+    )
+    services = ["minio", "snowflake"]
+    try:
+        first = stack.ensure_up(settings, only=services)
+        second = stack.ensure_up(settings, only=services)
+        for name in services:
+            assert first.services[name].healthy and not first.services[name].reused
+            assert second.services[name].reused
+            assert second.services[name].pid == first.services[name].pid
+        assert (tmp_path / "logs" / "minio.log").is_file()
+        assert sorted(p.name for p in (tmp_path / "pids").glob("*.pid")) == [
+            "minio.pid",
+            "snowflake.pid",
+        ]
+        # The generated credentials work against this MinIO; the settings' bucket exists.
+        second.s3_client().head_bucket(Bucket=settings.s3.bucket)
+    finally:
+        stopped = stack.down(settings, only=services)
+    assert stopped == {"snowflake": True, "minio": True}
+    assert not list((tmp_path / "pids").glob("*.pid"))
+    st = settings.stack
+    assert not port_open(st.host, st.minio_port) and not port_open(st.host, st.fakesnow_port)
+    assert stack.status(settings, only=services).services["minio"].running is False
+    assert stack.down(settings, only=services) == {"snowflake": False, "minio": False}
