@@ -37,15 +37,16 @@ price_changes as (
 ),
 
 rsi_terms as (
-    -- Each change weighted by r^-(max(k,15) - epoch start); 0 for the first row.
+    -- Each change weighted by r^-(max(k, 15) - epoch start); 0 for the first row.
     select
         *,
-        coalesce(gain, 0)
-        * exp({{ ln_14_over_13 }} * (wilder_exponent - rsi_epoch * {{ epoch_rows }}))
-        as gain_term,
-        coalesce(loss, 0)
-        * exp({{ ln_14_over_13 }} * (wilder_exponent - rsi_epoch * {{ epoch_rows }}))
-        as loss_term
+        exp({{ ln_14_over_13 }} * (wilder_exponent - rsi_epoch * {{ epoch_rows }})) as term_weight,
+        exp(-{{ ln_14_over_13 }} * (trading_day_number - rsi_epoch * {{ epoch_rows }}))
+            as current_epoch_scale,
+        exp(-{{ ln_14_over_13 }} * (trading_day_number - (rsi_epoch - 1) * {{ epoch_rows }}))
+            as previous_epoch_scale,
+        coalesce(gain, 0) * term_weight as gain_term,
+        coalesce(loss, 0) * term_weight as loss_term
     from price_changes
 ),
 
@@ -62,6 +63,8 @@ rsi_epoch_totals as (
 rsi_running as (
     select
         rsi_terms.*,
+        coalesce(previous_epoch.gain_total, 0) as gain_previous_epoch,
+        coalesce(previous_epoch.loss_total, 0) as loss_previous_epoch,
         sum(rsi_terms.gain_term) over (
             partition by rsi_terms.symbol, rsi_terms.rsi_epoch
             order by rsi_terms.trading_day_number
@@ -71,9 +74,7 @@ rsi_running as (
             partition by rsi_terms.symbol, rsi_terms.rsi_epoch
             order by rsi_terms.trading_day_number
             rows between unbounded preceding and current row
-        ) as loss_running,
-        coalesce(previous_epoch.gain_total, 0) as gain_previous_epoch,
-        coalesce(previous_epoch.loss_total, 0) as loss_previous_epoch
+        ) as loss_running
     from rsi_terms
     left join rsi_epoch_totals as previous_epoch
         on
@@ -84,26 +85,61 @@ rsi_running as (
 wilder_averages as (
     select
         *,
-        case when trading_day_number >= 15 then
-            (
-                gain_running
-                * exp(-{{ ln_14_over_13 }} * (trading_day_number - rsi_epoch * {{ epoch_rows }}))
-                + gain_previous_epoch
-                * exp(-{{ ln_14_over_13 }} * (trading_day_number - (rsi_epoch - 1) * {{ epoch_rows }}))
-            ) / 14
-        end as avg_gain_14,
-        case when trading_day_number >= 15 then
-            (
-                loss_running
-                * exp(-{{ ln_14_over_13 }} * (trading_day_number - rsi_epoch * {{ epoch_rows }}))
-                + loss_previous_epoch
-                * exp(-{{ ln_14_over_13 }} * (trading_day_number - (rsi_epoch - 1) * {{ epoch_rows }}))
-            ) / 14
-        end as avg_loss_14
+        iff(
+            trading_day_number >= 15,
+            (gain_running * current_epoch_scale + gain_previous_epoch * previous_epoch_scale) / 14,
+            null
+        ) as avg_gain_14,
+        iff(
+            trading_day_number >= 15,
+            (loss_running * current_epoch_scale + loss_previous_epoch * previous_epoch_scale) / 14,
+            null
+        ) as avg_loss_14
     from rsi_running
 ),
 
-windows as (
+window_aggregates as (
+    -- Raw trailing aggregates with their input counts; "full window" is decided below.
+    select
+        *,
+        {%- for n in [5, 10, 20, 50] %}
+            avg(close_price) over (
+                partition by symbol order by trade_date
+                rows between {{ n - 1 }} preceding and current row
+            ) as close_mean_{{ n }},
+            count(close_price) over (
+                partition by symbol order by trade_date
+                rows between {{ n - 1 }} preceding and current row
+            ) as close_count_{{ n }},
+        {%- endfor %}
+        avg(volume) over (
+            partition by symbol order by trade_date
+            rows between 19 preceding and current row
+        ) as volume_mean_20,
+        count(volume) over (
+            partition by symbol order by trade_date
+            rows between 19 preceding and current row
+        ) as volume_count_20,
+        stddev_samp(daily_return_pct) over (
+            partition by symbol order by trade_date
+            rows between 19 preceding and current row
+        ) as return_stddev_20,
+        count(daily_return_pct) over (
+            partition by symbol order by trade_date
+            rows between 19 preceding and current row
+        ) as return_count_20,
+        max(high_price) over (
+            partition by symbol order by trade_date
+            rows between 251 preceding and current row
+        ) as high_max_252,
+        min(low_price) over (
+            partition by symbol order by trade_date
+            rows between 251 preceding and current row
+        ) as low_min_252
+    from wilder_averages
+),
+
+full_windows as (
     select
         symbol,
         trade_date,
@@ -111,54 +147,15 @@ windows as (
         close_price,
         volume,
         {%- for n in [5, 10, 20, 50] %}
-            case
-                when count(close_price) over (
-                    partition by symbol order by trade_date
-                    rows between {{ n - 1 }} preceding and current row
-                ) = {{ n }}
-                    then avg(close_price) over (
-                        partition by symbol order by trade_date
-                        rows between {{ n - 1 }} preceding and current row
-                    )
-            end as sma_{{ n }}d,
+            iff(close_count_{{ n }} = {{ n }}, close_mean_{{ n }}, null) as sma_{{ n }}d,
         {%- endfor %}
-        case
-            when count(volume) over (
-                partition by symbol order by trade_date
-                rows between 19 preceding and current row
-            ) = 20
-                then avg(volume) over (
-                    partition by symbol order by trade_date
-                    rows between 19 preceding and current row
-                )
-        end as avg_volume_20d,
-        case
-            when count(daily_return_pct) over (
-                partition by symbol order by trade_date
-                rows between 19 preceding and current row
-            ) = 20
-                then stddev_samp(daily_return_pct) over (
-                    partition by symbol order by trade_date
-                    rows between 19 preceding and current row
-                )
-        end as volatility_20d_pct,
-        case
-            when trading_day_number >= 252
-                then max(high_price) over (
-                    partition by symbol order by trade_date
-                    rows between 251 preceding and current row
-                )
-        end as high_52w,
-        case
-            when trading_day_number >= 252
-                then min(low_price) over (
-                    partition by symbol order by trade_date
-                    rows between 251 preceding and current row
-                )
-        end as low_52w,
+        iff(volume_count_20 = 20, volume_mean_20, null) as avg_volume_20d,
+        iff(return_count_20 = 20, return_stddev_20, null) as volatility_20d_pct,
+        iff(trading_day_number >= 252, high_max_252, null) as high_52w,
+        iff(trading_day_number >= 252, low_min_252, null) as low_52w,
         avg_gain_14,
         avg_loss_14
-    from wilder_averages
+    from window_aggregates
 ),
 
 indicators as (
@@ -170,23 +167,23 @@ indicators as (
         sma_10d,
         sma_20d,
         sma_50d,
-        lag(sma_20d) over (partition by symbol order by trade_date) as prev_sma_20d,
-        lag(sma_50d) over (partition by symbol order by trade_date) as prev_sma_50d,
         avg_volume_20d,
-        {{ safe_divide('volume', 'avg_volume_20d') }} as volume_vs_avg_20d,
         volatility_20d_pct,
-        volatility_20d_pct * sqrt(252) as annualised_volatility_pct,
         avg_gain_14,
         avg_loss_14,
+        high_52w,
+        low_52w,
+        lag(sma_20d) over (partition by symbol order by trade_date) as prev_sma_20d,
+        lag(sma_50d) over (partition by symbol order by trade_date) as prev_sma_50d,
+        {{ safe_divide('volume', 'avg_volume_20d') }} as volume_vs_avg_20d,
+        volatility_20d_pct * sqrt(252) as annualised_volatility_pct,
         case
             when avg_loss_14 = 0 and avg_gain_14 = 0 then 50
             when avg_loss_14 = 0 then 100
             else 100 - 100 / (1 + avg_gain_14 / avg_loss_14)
         end as rsi_14,
-        high_52w,
-        low_52w,
         100 * {{ safe_divide('close_price - low_52w', 'high_52w - low_52w') }} as pct_of_52w_range
-    from windows
+    from full_windows
 )
 
 select * from indicators

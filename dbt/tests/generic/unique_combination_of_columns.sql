@@ -1,11 +1,9 @@
-{#- Model-level test: the given columns together identify one row (the grain). -#}
+{# Model-level test: the given columns together identify one row (the grain). #}
 {% test unique_combination_of_columns(model, combination_of_columns) %}
-
-select
-    {{ combination_of_columns | join(', ') }},
-    count(*) as n_rows
-from {{ model }}
-group by {{ combination_of_columns | join(', ') }}
-having count(*) > 1
-
+    select
+        {{ combination_of_columns | join(', ') }},
+        count(*) as n_rows
+    from {{ model }}
+    group by {{ combination_of_columns | join(', ') }}
+    having count(*) > 1
 {% endtest %}

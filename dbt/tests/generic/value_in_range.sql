@@ -1,18 +1,11 @@
-{#- Rows whose value lies outside [min_value, max_value] (nulls pass; bounds optional). -#}
+{#
+    Rows whose value lies outside [min_value, max_value]. Nulls pass; a missing bound
+    compares with null, which is never true, so it checks nothing.
+#}
 {% test value_in_range(model, column_name, min_value=none, max_value=none) %}
-
-select {{ column_name }} as failing_value
-from {{ model }}
-where
-    {{ column_name }} is not null
-    and (
-        false
-        {%- if min_value is not none %}
-            or {{ column_name }} < {{ min_value }}
-        {%- endif %}
-        {%- if max_value is not none %}
-            or {{ column_name }} > {{ max_value }}
-        {%- endif %}
-    )
-
+    select {{ column_name }} as failing_value
+    from {{ model }}
+    where
+        {{ column_name }} < {{ 'null' if min_value is none else min_value }}
+        or {{ column_name }} > {{ 'null' if max_value is none else max_value }}
 {% endtest %}
