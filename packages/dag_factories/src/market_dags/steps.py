@@ -1,0 +1,207 @@
+"""Every pipeline step the DAGs run, in one place.
+
+A :class:`Step` is a console script plus arguments (Jinja-templated by Airflow at run
+time); the runner decides whether it runs in-process, as a subprocess or in a container.
+When a CLI changes its options, this module is the only one to edit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from market_dags.config import (
+    BatchPipelineConfig,
+    DbtPipelineConfig,
+    DeploymentSettings,
+    StreamingPipelineConfig,
+)
+
+INGEST = "market-ingest"
+SPARK = "market-spark"
+LOAD = "market-load"
+DBT_RUNNER = "market-dbt"
+DBT = "dbt"
+
+# Task ids shared by the factories, the summary task and the tests.
+FETCH_HISTORICAL = "fetch_and_produce_historical"
+CONSUME_BATCH = "consume_batch_to_raw"
+SPARK_BATCH = "spark_batch"
+LOAD_HISTORICAL = "load_historical"
+TRIGGER_DBT = "trigger_dbt_transformation"
+
+COLLECT_TICKS = "collect_realtime_ticks"
+ARCHIVE_TICKS = "archive_raw_ticks"
+SPARK_STREAM = "spark_streaming"
+LOAD_REALTIME = "load_realtime"
+SUMMARIZE = "summarize_window"
+
+SOURCE_FRESHNESS = "source_freshness"
+STAGING = "staging"
+MARTS = "marts"
+TESTS = "tests"
+DOCS = "docs"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of a pipeline; ``image`` picks the container image for container runners."""
+
+    task_id: str
+    script: str
+    args: tuple[str, ...]
+    image: Literal["pipeline", "spark"] = "pipeline"
+    timeout: timedelta = timedelta(minutes=30)
+    doc: str = ""
+
+    def with_timeout(self, deployment: DeploymentSettings) -> Step:
+        timeout = deployment.step_timeouts.get(self.task_id)
+        if timeout is None:
+            return self
+        return Step(self.task_id, self.script, self.args, self.image, timeout, self.doc)
+
+
+def _symbols(deployment: DeploymentSettings) -> tuple[str, ...]:
+    return ("--symbols", ",".join(deployment.symbols))
+
+
+def batch_steps(config: BatchPipelineConfig) -> list[Step]:
+    """fetch+produce → consume to raw → Spark batch → load (in this order).
+
+    Fetching and producing are one command: bars stream from the source straight into the
+    batch topic, so no worker-local staging file has to survive between two tasks (which
+    would break on Kubernetes, where each task is its own pod).
+    """
+    d = config.deployment
+    # The run covers `lookback_days` days ending at its logical date: re-running a date
+    # re-fetches the same window and the loaders MERGE, so retries are idempotent.
+    start = f"{{{{ macros.ds_add(ds, -{config.lookback_days}) }}}}"
+    return [
+        Step(
+            FETCH_HISTORICAL,
+            INGEST,
+            ("backfill", "--start", start, "--end", "{{ ds }}", "--source", d.source, *_symbols(d)),
+            timeout=timedelta(minutes=30),
+            doc="Fetch the window's daily bars from the source and produce them to the batch "
+            "topic (DLQ for invalid records).",
+        ),
+        Step(
+            CONSUME_BATCH,
+            INGEST,
+            ("consume", "batch", "--until-caught-up"),
+            timeout=timedelta(minutes=20),
+            doc="Archive the batch topic to raw/ until the consumer group has caught up.",
+        ),
+        Step(
+            SPARK_BATCH,
+            SPARK,
+            ("batch",),
+            image="spark",
+            timeout=timedelta(minutes=45),
+            doc="Spark batch: raw/ → validated, deduplicated processed/ Parquet.",
+        ),
+        Step(
+            LOAD_HISTORICAL,
+            LOAD,
+            ("historical",),
+            timeout=timedelta(minutes=20),
+            doc="MERGE processed daily metrics into the batch database.",
+        ),
+    ]
+
+
+def streaming_steps(config: StreamingPipelineConfig) -> list[Step]:
+    """collect ticks → (archive raw ‖ Spark availableNow → load)."""
+    d = config.deployment
+    return [
+        Step(
+            COLLECT_TICKS,
+            INGEST,
+            (
+                "stream",
+                "--session-minutes",
+                str(config.session_minutes),
+                "--clock",
+                config.clock,
+                "--source",
+                d.source,
+                *_symbols(d),
+            ),
+            timeout=timedelta(minutes=20),
+            doc="Produce the window's ticks to the realtime topic.",
+        ),
+        Step(
+            ARCHIVE_TICKS,
+            INGEST,
+            ("consume", "realtime", "--until-caught-up"),
+            timeout=timedelta(minutes=15),
+            doc="Archive the ticks to raw/ (replayable history).",
+        ),
+        Step(
+            SPARK_STREAM,
+            SPARK,
+            ("stream", "--trigger", "availableNow"),
+            image="spark",
+            timeout=timedelta(minutes=20),
+            doc="Structured Streaming over everything new on the topic, then stop.",
+        ),
+        Step(
+            LOAD_REALTIME,
+            LOAD,
+            ("realtime",),
+            timeout=timedelta(minutes=10),
+            doc="MERGE the new window aggregates into the stream database.",
+        ),
+    ]
+
+
+def dbt_common_args(config: DbtPipelineConfig) -> tuple[str, ...]:
+    dbt = config.deployment.dbt
+    return (
+        "--project-dir", str(dbt.resolved_project_dir()),
+        "--profiles-dir", str(dbt.resolved_profiles_yml().parent),
+        "--target", dbt.target,
+    )  # fmt: skip
+
+
+def dbt_steps(config: DbtPipelineConfig) -> dict[str, Step]:
+    """The dbt commands that are not per-model tasks (those come from cosmos)."""
+    common = dbt_common_args(config)
+    test_select: tuple[str, ...] = (
+        () if config.deployment.dbt.test_behavior == "none" else ("--select", "source:*")
+    )
+    return {
+        SOURCE_FRESHNESS: Step(
+            SOURCE_FRESHNESS,
+            DBT,
+            ("source", "freshness", *common),
+            timeout=timedelta(minutes=10),
+            doc="Fail early when the loaders have not delivered (sources.yml thresholds).",
+        ),
+        TESTS: Step(
+            TESTS,
+            DBT,
+            ("test", *common, *test_select),
+            timeout=timedelta(minutes=30),
+            doc="Tests no model task ran: source tests (or the whole suite without per-model tests).",
+        ),
+        DOCS: Step(
+            DOCS,
+            DBT_RUNNER,
+            ("docs-export", "--target", config.deployment.dbt.target),
+            timeout=timedelta(minutes=15),
+            doc="Generate and publish the dbt docs site.",
+        ),
+    }
+
+
+def dbt_layer_step(config: DbtPipelineConfig, layer: str, select: tuple[str, ...]) -> Step:
+    """`dbt build` of one layer: the no-cosmos rendering of a task group."""
+    return Step(
+        f"{layer}_build",
+        DBT,
+        ("build", *dbt_common_args(config), "--select", *select),
+        timeout=timedelta(minutes=45),
+        doc=f"dbt build of the {layer} layer ({' '.join(select)}).",
+    )
