@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
 
 from market_common.clients import (
     SnowflakeUnavailableError,
@@ -16,7 +17,9 @@ from market_common.clients import (
 from market_common.settings import SnowflakeSettings, load_settings
 
 
-def test_s3_client_uses_endpoint_and_path_style(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_s3_client_uses_endpoint_and_path_style(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("MARKET_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("MARKET_S3__ENDPOINT_URL", "http://127.0.0.1:9999")
     monkeypatch.setenv("MARKET_S3__ACCESS_KEY_ID", "test-id")
@@ -40,7 +43,7 @@ def test_key_pair_auth_is_used_instead_of_password(tmp_path: Path) -> None:
     )
     sf = SnowflakeSettings(
         account="xy12345", user="LOADER", private_key_path=pem,
-        private_key_passphrase="pass", role="LOADER_ROLE", warehouse="LOAD_WH",
+        private_key_passphrase=SecretStr("pass"), role="LOADER_ROLE", warehouse="LOAD_WH",
     )  # fmt: skip
     kw = snowflake_connect_kwargs(sf, database="DB", schema="PUBLIC")
     assert "password" not in kw and "host" not in kw

@@ -106,8 +106,13 @@ def test_malformed_and_oversized_payloads_have_reasons() -> None:
 def test_dead_letter_keeps_original_bytes() -> None:
     raw = b'{"symbol": "AAPL", "price": "\xff"}'
     dl = DeadLetter.from_payload(
-        reason="malformed JSON", stage="consumer", source="stock-market-realtime", payload=raw,
-        topic="stock-market-realtime", partition=1, offset=42,
+        reason="malformed JSON",
+        stage="consumer",
+        source="stock-market-realtime",
+        payload=raw,
+        topic="stock-market-realtime",
+        partition=1,
+        offset=42,
     )
     decoded = json.loads(dl.model_dump_json())
     assert decoded["original"] == raw.decode("utf-8", errors="backslashreplace")

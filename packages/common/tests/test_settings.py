@@ -18,7 +18,9 @@ def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch, tmp_
     assert s.stack.state_dir == tmp_path.resolve()
 
 
-def test_env_nested_values_and_symbol_lists(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_env_nested_values_and_symbol_lists(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("MARKET_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("MARKET_KAFKA__BOOTSTRAP_SERVERS", "broker-1:9092,broker-2:9092")
     monkeypatch.setenv("MARKET_SYMBOLS", "aapl, nvda")
@@ -29,7 +31,9 @@ def test_env_nested_values_and_symbol_lists(monkeypatch: pytest.MonkeyPatch, tmp
     assert s.symbols == ["AAPL", "NVDA"]
     # A real account gets no emulator host/port: the connector derives them.
     assert s.snowflake.host is None and s.snowflake.port is None
-    assert s.snowflake.password is not None and s.snowflake.password.get_secret_value() == "from-env"
+    assert (
+        s.snowflake.password is not None and s.snowflake.password.get_secret_value() == "from-env"
+    )
 
 
 def test_stack_env_file_supplies_generated_credentials(

@@ -7,35 +7,19 @@ and is exercised by every `up` of the shared stack.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
-from market_common.settings import MarketSettings, StackSettings
 from market_localstack import stack
 from market_localstack.process import port_open
+from market_localstack.pytest_plugin import private_stack_settings
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_up_twice_one_process_down_none(tmp_path: Path) -> None:
-    settings = MarketSettings(
-        stack=StackSettings(
-            state_dir=tmp_path,
-            kafka_port=_free_port(),
-            kafka_controller_port=_free_port(),
-            minio_port=_free_port(),
-            minio_console_port=_free_port(),
-            fakesnow_port=_free_port(),
-        )
-    )
+    settings = private_stack_settings(tmp_path)
     services = ["minio", "snowflake"]
     try:
         first = stack.ensure_up(settings, only=services)

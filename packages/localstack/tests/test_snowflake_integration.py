@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import snowflake.connector
 
 from market_localstack import stack
-from market_localstack.pytest_plugin import UniqueNames
-from market_localstack.stack import StackInfo
+from market_localstack.pytest_plugin import UniqueNames, private_stack_settings
 
 pytestmark = pytest.mark.integration
 
@@ -24,13 +25,13 @@ def _read(conn: Any, db: str) -> list[tuple[Any, ...]]:
     return [(s, float(c), int(v)) for s, c, v in cur.fetchall()]
 
 
-def test_merge_and_persist_across_restart(
-    local_stack: StackInfo,
-    snowflake_conn_factory: Callable[..., Any],
-    unique_name: UniqueNames,
-) -> None:
+def test_merge_and_persist_across_restart(tmp_path: Path, unique_name: UniqueNames) -> None:
+    # A private emulator on its own state dir and port: restarting the shared one would
+    # break tests running concurrently in other processes.
+    settings = private_stack_settings(tmp_path)
+    info = stack.ensure_up(settings, only="snowflake")
     db = unique_name.ident("DB")
-    conn = snowflake_conn_factory()
+    conn = snowflake.connector.connect(**info.snowflake_connect_kwargs())
     cur = conn.cursor()
     cur.execute(f"create database {db}")
     # Real Snowflake creates PUBLIC with the database; fakesnow does not.
@@ -52,13 +53,14 @@ def test_merge_and_persist_across_restart(
     assert _read(conn, db) == EXPECTED
     conn.close()
 
-    # Restart only the emulator: Kafka/MinIO may be in use by concurrent tests.
-    stack.down(local_stack.settings, only="snowflake")
-    restarted = stack.ensure_up(local_stack.settings, only="snowflake")
-    assert restarted.services["snowflake"].healthy
-
-    # fakesnow 0.12.1 cannot DROP DATABASE: the few-KB test databases stay in the state dir.
-    assert _read(snowflake_conn_factory(), db) == EXPECTED
+    try:
+        assert stack.down(settings, only="snowflake") == {"snowflake": True}
+        restarted = stack.ensure_up(settings, only="snowflake")
+        assert restarted.services["snowflake"].healthy
+        assert not restarted.services["snowflake"].reused
+        assert _read(snowflake.connector.connect(**restarted.snowflake_connect_kwargs()), db) == EXPECTED
+    finally:
+        stack.down(settings, only="snowflake")
 
 
 def test_connect_with_database_and_schema(

@@ -6,6 +6,7 @@ credentials and tuning live in one spot. Heavy client libraries are imported laz
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,7 +62,9 @@ def _kafka_common(k: KafkaSettings) -> dict[str, Any]:
     if k.sasl_mechanism:
         conf["sasl_mechanism"] = k.sasl_mechanism
         conf["sasl_plain_username"] = k.sasl_username
-        conf["sasl_plain_password"] = k.sasl_password.get_secret_value() if k.sasl_password else None
+        conf["sasl_plain_password"] = (
+            k.sasl_password.get_secret_value() if k.sasl_password else None
+        )
     return conf
 
 
@@ -128,15 +131,11 @@ def ensure_topics(
         existing = set(admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
-            try:
+            # Another process may win the race; an existing topic is all we need.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(
-                    [
-                        NewTopic(t, partitions or k.partitions, k.replication_factor)
-                        for t in missing
-                    ]
+                    [NewTopic(t, partitions or k.partitions, k.replication_factor) for t in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another process won the race; the topic exists, which is all we need
         return missing
     finally:
         admin.close()
@@ -147,7 +146,10 @@ def _snowflake(settings: SnowflakeSettings | MarketSettings) -> SnowflakeSetting
 
 
 def snowflake_connect_kwargs(
-    settings: SnowflakeSettings | MarketSettings, *, database: str | None = None, schema: str | None = None
+    settings: SnowflakeSettings | MarketSettings,
+    *,
+    database: str | None = None,
+    schema: str | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``snowflake.connector.connect`` (password or key-pair)."""
     sf = _snowflake(settings)
@@ -252,7 +254,9 @@ def retry(
         except retry_on as exc:
             if attempt == attempts:
                 raise
-            log.warning(f"{what} failed, retrying", extra={"attempt": attempt, "error": str(exc)[:200]})
+            log.warning(
+                f"{what} failed, retrying", extra={"attempt": attempt, "error": str(exc)[:200]}
+            )
             sleep(delay)
             delay = min(delay * 2, max_delay)
     raise AssertionError("unreachable")

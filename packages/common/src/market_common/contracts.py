@@ -230,7 +230,9 @@ class DeadLetter(BaseModel):
     failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
-    def from_payload(cls, *, reason: str, stage: str, source: str, payload: object, **kw: Any) -> DeadLetter:
+    def from_payload(
+        cls, *, reason: str, stage: str, source: str, payload: object, **kw: Any
+    ) -> DeadLetter:
         if isinstance(payload, bytes):
             original = payload.decode("utf-8", errors="backslashreplace")
         elif isinstance(payload, str):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -190,7 +190,7 @@ class MarketSettings(BaseSettings):
         return value
 
 
-def load_settings(**overrides: object) -> MarketSettings:
+def load_settings(**overrides: Any) -> MarketSettings:
     """Read settings from env, ``.env`` and the stack's ``stack.env`` (env wins)."""
     state_dir = default_state_dir()
     env_files = [p for p in (Path(".env"), state_dir / "stack.env") if p.is_file()]

@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from market_common.settings import MarketSettings, StackSettings
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from market_localstack.stack import StackInfo
 
 AUTOSTART_VAR = "MARKET_STACK_AUTOSTART"
@@ -26,6 +30,8 @@ AUTOSTART_VAR = "MARKET_STACK_AUTOSTART"
 __all__ = [
     "pytest_configure",
     "UniqueNames",
+    "free_port",
+    "private_stack_settings",
     "kafka_bootstrap",
     "local_stack",
     "s3_client",
@@ -37,6 +43,29 @@ __all__ = [
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: needs the local stack (Kafka, MinIO, fakesnow) on loopback"
+    )
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for private service instances)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def private_stack_settings(state_dir: Path) -> MarketSettings:
+    """Settings for a throw-away stack on ``state_dir`` and free ports, isolated from the shared one."""
+    return MarketSettings(
+        stack=StackSettings(
+            state_dir=state_dir,
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+            minio_port=free_port(),
+            minio_console_port=free_port(),
+            fakesnow_port=free_port(),
+        )
     )
 
 
