@@ -33,7 +33,9 @@ def test_no_import_errors_or_warnings(dagbag: Any) -> None:
 
 def test_one_dag_per_file_named_after_it(dagbag: Any, dags_dir: Path) -> None:
     files = sorted(p.stem for p in dags_dir.glob("*.py"))
-    assert sorted(dagbag.dag_ids) == files, "each dags/ file defines exactly the DAG it is named after"
+    assert (
+        sorted(dagbag.dag_ids) == files
+    ), "each dags/ file defines exactly the DAG it is named after"
     assert len(set(dagbag.dag_ids)) == len(dagbag.dag_ids), "dag ids are unique"
     assert set(files) == set(EXPECTED), "the three pipelines are deployed"
 

@@ -11,7 +11,6 @@ so the thin DAG files stay cheap to parse.
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -102,6 +101,8 @@ class DbtConfig(BaseModel):
     # Manifest produced by `dbt parse` (deploy step / CI); rendering reads only this file.
     manifest_path: Path | None = None
     executable: Path | None = None
+    # Where `market-dbt docs-export` writes the docs JSON (default: beside the manifest).
+    docs_out: Path | None = None
     # Where the delivery image keeps the dbt project (container runners only).
     image_project_dir: Path = Path("/opt/market/dbt")
     # `manifest`: cosmos renders one task per model/test from manifest.json (cheap to parse);
@@ -129,6 +130,9 @@ class DbtConfig(BaseModel):
 
     def resolved_manifest_path(self) -> Path:
         return self.manifest_path or self.resolved_project_dir() / "target" / "manifest.json"
+
+    def resolved_docs_out(self) -> Path:
+        return self.docs_out or self.resolved_manifest_path().parent / "dbt_docs.json"
 
     def resolved_executable(self, runner: RunnerConfig) -> Path:
         return self.executable or runner.resolved_bin_dir() / "dbt"
@@ -246,9 +250,3 @@ class DbtPipelineConfig(PipelineConfig):
     dag_id: str = "dbt_transformation_pipeline"
     schedule: str | None = "0 6 * * *"  # 06:00 UTC daily; also triggered by the batch DAG
     tags: tuple[str, ...] = ("market", "dbt", "snowflake")
-
-
-def env_flag(name: str, default: bool = False) -> bool:
-    """Boolean environment switch for DAG files (``1/true/yes``)."""
-    value = os.environ.get(name)
-    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}

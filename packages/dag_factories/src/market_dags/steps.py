@@ -96,7 +96,7 @@ def batch_steps(config: BatchPipelineConfig) -> list[Step]:
         Step(
             SPARK_BATCH,
             SPARK,
-            ("batch",),
+            ("batch", "--since", start, "--until", "{{ ds }}", "--run-id", "{{ run_id }}"),
             image="spark",
             timeout=timedelta(minutes=45),
             doc="Spark batch: raw/ → validated, deduplicated processed/ Parquet.",
@@ -141,7 +141,7 @@ def streaming_steps(config: StreamingPipelineConfig) -> list[Step]:
         Step(
             SPARK_STREAM,
             SPARK,
-            ("stream", "--trigger", "availableNow"),
+            ("stream", "--trigger", "availableNow", "--run-id", "{{ run_id }}"),
             image="spark",
             timeout=timedelta(minutes=20),
             doc="Structured Streaming over everything new on the topic, then stop.",
@@ -189,7 +189,14 @@ def dbt_steps(config: DbtPipelineConfig) -> dict[str, Step]:
         DOCS: Step(
             DOCS,
             DBT_RUNNER,
-            ("docs-export", "--target", config.deployment.dbt.target),
+            (
+                "--target",
+                config.deployment.dbt.target,
+                "docs-export",
+                "--generate",
+                "--out",
+                str(config.deployment.dbt.resolved_docs_out()),
+            ),
             timeout=timedelta(minutes=15),
             doc="Generate and publish the dbt docs site.",
         ),
