@@ -43,7 +43,9 @@ signals as (
         enriched.alert_count,
         enriched.is_multi_signal_alert,
         enriched.symbol
-        || ' ' || to_varchar(enriched.window_start_at, 'YYYY-MM-DD HH24:MI') || ' UTC'
+        -- left(..., 16) of the full format: fakesnow ignores to_varchar formats on
+        -- timestamp_ntz, and the prefix is the same string on Snowflake.
+        || ' ' || left(to_varchar(enriched.window_start_at, 'YYYY-MM-DD HH24:MI:SS'), 16) || ' UTC'
         || ' | close ' || coalesce(
             to_varchar(enriched.window_close_price::number(18, 2)), 'n/a'
         )

@@ -2,6 +2,8 @@
 
 {#-
     Signals (null inputs give INSUFFICIENT_DATA / NONE, never a guess):
+    Prices are compared with a tolerance of var('price_tolerance') USD (far below a cent,
+    far above float rounding), so "equal" does not depend on summation order.
     * ma_cross_signal: GOLDEN_CROSS on the day SMA20 moves above SMA50 (yesterday <=,
       today >), DEATH_CROSS on the day it moves below (yesterday >=, today <), else NONE.
     * ma_trend: BULLISH when SMA20 > SMA50, BEARISH when <, NEUTRAL when equal.
@@ -41,8 +43,13 @@ joined as (
         rolling_metrics.sma_10d,
         rolling_metrics.sma_20d,
         rolling_metrics.sma_50d,
-        rolling_metrics.prev_sma_20d,
-        rolling_metrics.prev_sma_50d,
+        {%- for day in ['', 'prev_'] %}
+            {%- set gap = 'rolling_metrics.' ~ day ~ 'sma_20d - rolling_metrics.' ~ day ~ 'sma_50d' %}
+            case
+                when abs({{ gap }}) <= {{ var('price_tolerance') }} then 0
+                else sign({{ gap }})
+            end as {{ day }}sma_20_50_sign,
+        {%- endfor %}
         rolling_metrics.avg_volume_20d,
         rolling_metrics.volume_vs_avg_20d,
         rolling_metrics.volatility_20d_pct,
@@ -83,22 +90,22 @@ signals as (
         sma_20d,
         sma_50d,
         case
-            when sma_20d > sma_50d and prev_sma_20d <= prev_sma_50d then 'GOLDEN_CROSS'
-            when sma_20d < sma_50d and prev_sma_20d >= prev_sma_50d then 'DEATH_CROSS'
+            when sma_20_50_sign = 1 and prev_sma_20_50_sign <= 0 then 'GOLDEN_CROSS'
+            when sma_20_50_sign = -1 and prev_sma_20_50_sign >= 0 then 'DEATH_CROSS'
             else 'NONE'
         end as ma_cross_signal,
         case
-            when sma_20d is null or sma_50d is null then 'INSUFFICIENT_DATA'
-            when sma_20d > sma_50d then 'BULLISH'
-            when sma_20d < sma_50d then 'BEARISH'
+            when sma_20_50_sign is null then 'INSUFFICIENT_DATA'
+            when sma_20_50_sign = 1 then 'BULLISH'
+            when sma_20_50_sign = -1 then 'BEARISH'
             else 'NEUTRAL'
         end as ma_trend,
         {%- for n in [20, 50] %}
             case
                 when sma_{{ n }}d is null then 'INSUFFICIENT_DATA'
+                when abs(close_price - sma_{{ n }}d) <= {{ var('price_tolerance') }} then 'AT'
                 when close_price > sma_{{ n }}d then 'ABOVE'
-                when close_price < sma_{{ n }}d then 'BELOW'
-                else 'AT'
+                else 'BELOW'
             end as price_vs_sma_{{ n }}d,
         {%- endfor %}
         avg_volume_20d,
