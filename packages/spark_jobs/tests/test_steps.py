@@ -1,0 +1,248 @@
+"""Local-session tests of the steps and jobs on file:// paths (no stack needed)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from market_common.settings import MarketSettings
+from pyspark.sql import SparkSession
+
+from market_spark import synthetic
+from market_spark.batch import run_batch
+from market_spark.errors import NoInputError, RawSchemaError
+from market_spark.recompute import run_recompute
+from market_spark.schemas import PROCESSED_HISTORICAL_COLUMNS, RAW_HISTORICAL, WINDOW_COLUMNS
+from market_spark.steps import historical_quality, tick_parse, tick_quality, tick_windows
+from market_spark.storage import read_parquet
+
+NOW = datetime(2024, 6, 3, 12, tzinfo=UTC)
+
+
+def plant_bad_bars(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Append corrupted copies of valid bars and re-deliveries; return planted reasons."""
+    base = raw.iloc[: 12].copy()
+    planted: list[tuple[str, dict[str, object]]] = [
+        ("null_key", {"symbol": None}),
+        ("null_key", {"trade_date": None}),
+        ("invalid_symbol", {"symbol": "bad sym"}),
+        ("null_value", {"close": np.nan}),
+        ("unsupported_schema_version", {"schema_version": 2}),
+        ("non_finite_price", {"high": np.inf}),
+        ("non_positive_price", {"low": 0.0}),
+        ("non_positive_price", {"open": -1.0, "low": -1.0}),
+        ("high_below_low", {"high": 1.0, "low": 2.0, "open": 1.5, "close": 1.5}),
+        ("open_close_outside_range", {"open": 10_000.0}),
+        ("negative_volume", {"volume": -5}),
+        ("future_trade_date", {"trade_date": date(2030, 1, 2)}),
+    ]
+    bad = []
+    for i, (_, changes) in enumerate(planted):
+        row = base.iloc[i].to_dict() | changes
+        row["kafka_offset"] = 10_000_000 + i
+        bad.append(row)
+    # Re-deliveries: a later ingested_at wins; on equal ingested_at the higher offset wins.
+    later = raw.iloc[20:25].copy()
+    later["close"] = later["low"]
+    later["ingested_at"] = later["ingested_at"] + pd.Timedelta(hours=1)
+    tie = raw.iloc[30:33].copy()
+    tie["close"] = tie["high"]
+    tie["kafka_offset"] = tie["kafka_offset"] + 20_000_000
+    stale = raw.iloc[40:42].copy()
+    stale["close"] = stale["open"]
+    stale["ingested_at"] = stale["ingested_at"] - pd.Timedelta(days=1)
+    out = pd.concat([raw, pd.DataFrame(bad), later, tie, stale], ignore_index=True)
+    counts: dict[str, int] = {}
+    for reason, _ in planted:
+        counts[reason] = counts.get(reason, 0) + 1
+    return out, counts
+
+
+def write_raw(frame: pd.DataFrame, root: Path, *, partition: str = "year=2024") -> None:
+    """Write like the raw consumer: Parquet files under Hive-style partition directories."""
+    target = root / partition
+    target.mkdir(parents=True, exist_ok=True)
+    half = len(frame) // 2
+    for i, part in enumerate((frame.iloc[:half], frame.iloc[half:])):
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), target / f"part-{i}.parquet")
+
+
+def file_digests(root: Path) -> dict[str, str]:
+    """partition dir → sha256 of its single data file's bytes (file names are random)."""
+    out = {}
+    for part in sorted(p for p in root.glob("date=*") if p.is_dir()):
+        files = sorted(part.glob("*.parquet"))
+        assert len(files) == 1, f"{part} should hold exactly one file, has {len(files)}"
+        out[part.name] = hashlib.sha256(files[0].read_bytes()).hexdigest()
+    return out
+
+
+def test_batch_cleans_dedups_partitions_and_reruns_identically(
+    spark: SparkSession,
+    spark_settings: MarketSettings,
+    tmp_path: Path,
+    references: dict[str, Callable[..., object]],
+) -> None:
+    days = synthetic.business_days(date(2024, 1, 1), 6)
+    raw, planted = plant_bad_bars(synthetic.raw_historical(synthetic.symbols(8), days))
+    write_raw(raw, tmp_path / "raw")
+    uris = {
+        "input_uri": f"file://{tmp_path}/raw",
+        "output_uri": f"file://{tmp_path}/processed",
+        "quarantine_uri": f"file://{tmp_path}/quarantine",
+    }
+    summary = run_batch(spark_settings, spark=spark, now=NOW, run_id="first", **uris)
+
+    expected, expected_reasons = references["historical"](raw, today=NOW.date())
+    assert summary.quarantined == planted == expected_reasons.to_dict()
+    assert summary.rows_in == len(raw)
+    assert summary.rows_out == len(expected)
+    assert summary.duplicates_removed == 5 + 3 + 2
+    assert summary.partitions_written == sorted(d.isoformat() for d in days)
+
+    out = spark.read.parquet(uris["output_uri"])
+    assert out.columns == [*PROCESSED_HISTORICAL_COLUMNS, "date"]
+    actual = out.toPandas()
+    assert (actual["date"].astype(str) == actual["trade_date"].astype(str)).all()
+    actual["ingested_at"] = pd.to_datetime(actual["ingested_at"], utc=True)
+    references["assert_close"](
+        actual.drop(columns="date"), expected, keys=["symbol", "trade_date"]
+    )
+    quarantine = spark.read.parquet(uris["quarantine_uri"]).toPandas()
+    assert quarantine["reason"].value_counts().to_dict() == planted
+    assert set(quarantine["reason"]) <= set(historical_quality.REASONS)
+
+    stored = json.loads((tmp_path / "processed" / "_runs" / "first.json").read_text())
+    assert stored["rows_out"] == summary.rows_out and stored["quarantined"] == planted
+
+    before = (file_digests(tmp_path / "processed"), file_digests(tmp_path / "quarantine"))
+    again = run_batch(spark_settings, spark=spark, now=NOW, run_id="second", **uris)
+    assert (again.rows_out, again.quarantined) == (summary.rows_out, summary.quarantined)
+    assert (file_digests(tmp_path / "processed"), file_digests(tmp_path / "quarantine")) == before
+
+    # A one-day rerun rewrites only that date's partition and leaves the others alone.
+    one_day = run_batch(
+        spark_settings, spark=spark, now=NOW, run_id="third", since=days[2], until=days[2], **uris
+    )
+    assert one_day.partitions_written == [days[2].isoformat()]
+    assert file_digests(tmp_path / "processed") == before[0]
+    assert spark.read.parquet(uris["output_uri"]).count() == len(expected)
+
+
+def test_missing_input_and_missing_columns_fail_clearly(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    with pytest.raises(NoInputError, match="no Parquet files"):
+        read_parquet(spark, f"file://{tmp_path}/nothing", RAW_HISTORICAL)
+    frame = synthetic.raw_historical(["AAPL"], [date(2024, 1, 2)]).drop(columns=["kafka_offset"])
+    write_raw(frame, tmp_path / "raw")
+    with pytest.raises(RawSchemaError, match="kafka_offset"):
+        read_parquet(spark, f"file://{tmp_path}/raw", RAW_HISTORICAL)
+
+
+def _kafka_rows(values: list[bytes | None]) -> list[tuple[object, ...]]:
+    ts = datetime(2024, 1, 2, tzinfo=UTC)
+    return [(None, v, "t", 0, i, ts) for i, v in enumerate(values)]
+
+
+def test_tick_parse_and_quality_give_planted_reasons(spark: SparkSession) -> None:
+    good = b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00.123Z","price":187.2,"volume":300,"source":"synthetic"}'
+    planted: list[tuple[str | None, bytes | None]] = [
+        (None, good),
+        (None, b'{"schema_version":1,"symbol":"BRK.B","ts":"2024-01-02T14:30:00.123456+00:00","price":1,"volume":0}'),
+        ("malformed_json", b"not json"),
+        ("malformed_json", None),
+        ("malformed_json", b"[1,2]"),
+        ("malformed_json", b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":"x","volume":1}'),
+        ("invalid_timestamp", b'{"schema_version":1,"symbol":"AAPL","ts":"yesterday","price":1,"volume":1}'),
+        ("null_field", b'{"schema_version":1,"ts":"2024-01-02T14:30:00Z","price":1,"volume":1}'),
+        ("null_field", b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","volume":1}'),
+        ("unsupported_schema_version", b'{"schema_version":2,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":1,"volume":1}'),
+        ("invalid_symbol", b'{"schema_version":1,"symbol":"aapl","ts":"2024-01-02T14:30:00Z","price":1,"volume":1}'),
+        ("non_finite_price", b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":NaN,"volume":1}'),
+        ("non_positive_price", b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":0,"volume":1}'),
+        ("negative_volume", b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":1,"volume":-1}'),
+        ("future_timestamp", b'{"schema_version":1,"symbol":"AAPL","ts":"2999-01-02T14:30:00Z","price":1,"volume":1}'),
+    ]
+    df = spark.createDataFrame(
+        _kafka_rows([v for _, v in planted]),
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
+    )
+    rows = tick_quality.transform(tick_parse.transform(df)).orderBy("kafka_offset").collect()
+    assert [r["reason"] for r in rows] == [reason for reason, _ in planted]
+    assert rows[0]["ts"] == datetime(2024, 1, 2, 14, 30, 0, 123000)
+    assert rows[0]["price"] == 187.2 and rows[0]["source"] == "synthetic"
+    assert rows[2]["raw_value"] == "not json"
+
+
+def test_window_metrics_match_pandas(
+    spark: SparkSession, references: dict[str, Callable[..., object]]
+) -> None:
+    ticks = synthetic.ticks(
+        ["AAPL", "MSFT", "BRK.B"],
+        start=datetime(2024, 1, 2, 13, 50, tzinfo=UTC),
+        count=1500,
+        span=timedelta(hours=3),
+    )
+    # A lone tick (volatility null) in an otherwise empty stretch, and equal timestamps.
+    extra = ticks.iloc[:3].copy()
+    extra["symbol"] = "TSLA"
+    extra["ts"] = [pd.Timestamp("2024-01-02 18:00:00", tz="UTC")] + [
+        pd.Timestamp("2024-01-02 19:01:00", tz="UTC")
+    ] * 2
+    extra["kafka_offset"] = [5000, 5002, 5001]
+    ticks = pd.concat([ticks, extra], ignore_index=True)
+    frame = ticks.assign(ts=ticks["ts"].dt.tz_convert("UTC").dt.tz_localize(None))
+    out = tick_windows.transform(spark.createDataFrame(frame[["symbol", "ts", "price", "volume", "kafka_partition", "kafka_offset"]]))
+    assert out.columns == [*WINDOW_COLUMNS, "date"]
+    actual = out.toPandas()
+    assert (actual["date"].astype(str) == actual["window_start"].dt.strftime("%Y-%m-%d")).all()
+    for col in ("window_start", "window_end"):
+        actual[col] = pd.to_datetime(actual[col]).dt.tz_localize("UTC")
+    expected = references["windows"](ticks)
+    references["assert_close"](actual.drop(columns="date"), expected, keys=["symbol", "window_start"])
+    tsla = actual[actual["symbol"] == "TSLA"].sort_values("window_start")
+    assert tsla["volatility_15m"].isna().tolist() == [True, False]
+    # Offsets break the timestamp tie: 5001 is first, 5002 last.
+    assert tsla["window_open"].iloc[1] == extra["price"].iloc[2]
+    assert tsla["window_close"].iloc[1] == extra["price"].iloc[1]
+
+
+def test_recompute_from_raw_realtime_matches_pandas(
+    spark: SparkSession,
+    spark_settings: MarketSettings,
+    tmp_path: Path,
+    references: dict[str, Callable[..., object]],
+) -> None:
+    ticks = synthetic.ticks(
+        ["AAPL", "MSFT"], start=datetime(2024, 1, 2, 23, 0, tzinfo=UTC), count=800, span=timedelta(hours=2)
+    )
+    bad = ticks.iloc[:2].copy()
+    bad["price"] = [-1.0, 0.0]
+    bad["kafka_offset"] = [9000, 9001]
+    raw = pd.concat([ticks, bad], ignore_index=True)
+    for (day, hour), part in raw.groupby([raw["ts"].dt.date, raw["ts"].dt.hour]):
+        write_raw(part, tmp_path / "raw", partition=f"date={day}/hour={hour:02d}")
+    summary = run_recompute(
+        spark_settings,
+        spark=spark,
+        input_uri=f"file://{tmp_path}/raw",
+        output_uri=f"file://{tmp_path}/out",
+        run_id="r1",
+    )
+    assert summary.ticks_in == len(raw) and summary.invalid == {"non_positive_price": 2}
+    assert summary.dates_written == ["2024-01-02", "2024-01-03"]
+    actual = spark.read.parquet(f"file://{tmp_path}/out").toPandas()
+    for col in ("window_start", "window_end"):
+        actual[col] = pd.to_datetime(actual[col]).dt.tz_localize("UTC")
+    expected = references["windows"](ticks)
+    assert summary.windows_written == len(expected)
+    references["assert_close"](actual.drop(columns="date"), expected, keys=["symbol", "window_start"])
