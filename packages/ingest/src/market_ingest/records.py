@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -520,7 +521,11 @@ def _parse_frame(kind: Kind, values: Sequence[bytes]) -> tuple[pd.DataFrame, np.
     left, lslow = _parse_frame(kind, values[:mid])
     right, rslow = _parse_frame(kind, values[mid:])
     right.index = right.index + mid
-    return pd.concat([left, right]), np.concatenate([lslow, rslow])
+    with warnings.catch_warnings():
+        # All-null fallback halves are expected here; their dtype is settled later.
+        warnings.simplefilter("ignore", FutureWarning)
+        both = pd.concat([left, right])
+    return both, np.concatenate([lslow, rslow])
 
 
 def decode_values(

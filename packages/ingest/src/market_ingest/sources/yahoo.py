@@ -67,10 +67,15 @@ class _Capture(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def yahoo_download(**kwargs: Any) -> pd.DataFrame:
-    """``yf.download`` that raises on rate limits and network failure instead of logging."""
-    import yfinance as yf
+def yahoo_download(*, yf_download: Download | None = None, **kwargs: Any) -> pd.DataFrame:
+    """``yf.download`` that raises on rate limits and network failure instead of logging.
 
+    ``yf_download`` replaces ``yfinance.download`` (tests); everything else is passed on.
+    """
+    if yf_download is None:
+        import yfinance as yf
+
+        yf_download = yf.download
     try:
         from yfinance.exceptions import YFRateLimitError
     except ImportError:  # older yfinance
@@ -80,7 +85,7 @@ def yahoo_download(**kwargs: Any) -> pd.DataFrame:
     yf_log = logging.getLogger("yfinance")
     yf_log.addHandler(capture)
     try:
-        frame = yf.download(**kwargs)
+        frame = yf_download(**kwargs)
     except YFRateLimitError as exc:
         raise YahooRateLimited(str(exc)) from exc
     finally:

@@ -1,0 +1,222 @@
+"""``market-ingest``: backfill, stream, consume and bench from the command line.
+
+Exit codes: 0 ok; 1 records not delivered / dead letters not acknowledged; 2 usage or
+source error (e.g. Yahoo unreachable); 130 interrupted by SIGINT/SIGTERM (after a clean
+flush and close).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from market_common.logging import configure_logging
+from market_common.settings import MarketSettings, load_settings
+from market_ingest.errors import IngestError
+from market_ingest.universe import InvalidSymbolError, benchmark_universe
+
+if TYPE_CHECKING:
+    from market_ingest.sources import Source
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+
+SymbolsOpt = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated tickers (default: MARKET_SYMBOLS / settings.symbols)."),
+]
+UniverseOpt = Annotated[
+    int | None,
+    typer.Option(help="Use a deterministic synthetic universe of N symbols instead (e.g. 500)."),
+]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(help="synthetic | yfinance | replay (default: MARKET_SOURCE, else synthetic)."),
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the synthetic source.")]
+TopicOpt = Annotated[str | None, typer.Option(help="Override the target topic.")]
+ReplayOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--replay-path", help="CSV/Parquet file or directory for --source replay."),
+]
+
+
+def _settings() -> MarketSettings:
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _symbols(settings: MarketSettings, symbols: str | None, universe: int | None) -> list[str]:
+    if universe:
+        return benchmark_universe(universe)
+    return [s for s in (symbols or "").split(",") if s.strip()] or list(settings.symbols)
+
+
+def _source(settings: MarketSettings, name: str | None, seed: int, replay: list[Path] | None) -> Source:
+    from market_ingest.sources import make_source
+
+    return make_source(name or settings.source, seed=seed, replay_paths=replay or [])
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _finish(summary: dict[str, object], *, ok: bool, interrupted: bool = False) -> None:
+    typer.echo(json.dumps(summary, default=str))
+    if interrupted:
+        raise typer.Exit(130)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def backfill(
+    years: Annotated[float, typer.Option(help="Years of history ending at --end.")] = 1.0,
+    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day (overrides --years).")] = None,
+    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last day (default: last completed NYSE session).")] = None,
+    symbols: SymbolsOpt = None,
+    universe: UniverseOpt = None,
+    source: SourceOpt = None,
+    seed: SeedOpt = 42,
+    topic: TopicOpt = None,
+    replay_path: ReplayOpt = None,
+) -> None:
+    """Produce daily bars for the universe to the batch topic (with a progress bar)."""
+    from market_ingest.producer import backfill as run_backfill
+    from market_ingest.shutdown import stop_on_signals
+
+    settings = _settings()
+    try:
+        syms = _symbols(settings, symbols, universe)
+        src = _source(settings, source, seed, replay_path)
+        with stop_on_signals() as stop, _progress() as bar:
+            task = bar.add_task(f"backfill {src.name}", total=None, rate="")
+
+            def advance(n: int) -> None:
+                bar.advance(task, n)
+                t = bar.tasks[task]
+                bar.update(task, rate=f"{(t.completed / t.elapsed if t.elapsed else 0):,.0f} rec/s")
+
+            result = run_backfill(
+                settings,
+                years=years,
+                start=start.date() if start else None,
+                end=end.date() if end else None,
+                symbols=syms,
+                source=src,
+                topic=topic,
+                stop=stop,
+                progress=advance,
+                on_total=lambda n: bar.update(task, total=n),
+            )
+    except (IngestError, InvalidSymbolError, ValueError) as exc:
+        console.print(f"[red]{type(exc).__name__}: {exc}")
+        raise typer.Exit(2) from exc
+    if result.records == 0:
+        console.print("[yellow]the source returned no records for this range")
+    _finish(result.summary(), ok=result.ok, interrupted=result.interrupted)
+
+
+@app.command()
+def stream(
+    session_minutes: Annotated[int, typer.Option(help="Length of the session to emit.")] = 390,
+    clock: Annotated[str, typer.Option(help="simulated (replay the last session at full speed) | wall (real time).")] = "simulated",
+    symbols: SymbolsOpt = None,
+    universe: UniverseOpt = None,
+    source: SourceOpt = None,
+    seed: SeedOpt = 42,
+    topic: TopicOpt = None,
+    replay_path: ReplayOpt = None,
+) -> None:
+    """Produce realtime ticks to the realtime topic until the session ends or SIGTERM."""
+    from market_ingest.producer import stream as run_stream
+    from market_ingest.shutdown import stop_on_signals
+
+    if clock not in {"simulated", "wall"}:
+        raise typer.BadParameter("--clock must be simulated or wall")
+    settings = _settings()
+    try:
+        syms = _symbols(settings, symbols, universe)
+        src = _source(settings, source, seed, replay_path)
+        with stop_on_signals() as stop:
+            result = run_stream(
+                settings,
+                session_minutes=session_minutes,
+                clock=clock,
+                symbols=syms,
+                source=src,
+                topic=topic,
+                stop=stop,
+            )
+    except (IngestError, InvalidSymbolError, ValueError) as exc:
+        console.print(f"[red]{type(exc).__name__}: {exc}")
+        raise typer.Exit(2) from exc
+    _finish(result.summary(), ok=result.ok, interrupted=result.interrupted)
+
+
+@app.command()
+def consume(
+    kind: Annotated[str, typer.Argument(help="batch (→ raw/historical) | realtime (→ raw/realtime).")],
+    until_caught_up: Annotated[bool, typer.Option(help="Stop once every assigned partition is at its end offset.")] = False,
+    max_seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    max_messages: Annotated[int | None, typer.Option(help="Stop after reading this many messages.")] = None,
+    window_rows: Annotated[int | None, typer.Option(help="Offsets per raw object window (memory bound per partition).")] = None,
+    flush_seconds: Annotated[float, typer.Option(help="Also write the open window this often (freshness).")] = 60.0,
+    topic: TopicOpt = None,
+    group: Annotated[str | None, typer.Option(help="Override the consumer group.")] = None,
+) -> None:
+    """Consume a topic into the raw zone (Parquet, Hive-partitioned), committing after writes."""
+    from market_ingest.consumer import consume as run_consume
+    from market_ingest.shutdown import stop_on_signals
+
+    if kind not in {"batch", "realtime"}:
+        raise typer.BadParameter("kind must be batch or realtime")
+    settings = _settings()
+    with stop_on_signals() as stop:
+        result = run_consume(
+            settings,
+            kind,  # type: ignore[arg-type]
+            until_caught_up=until_caught_up,
+            max_seconds=max_seconds,
+            max_messages=max_messages,
+            stop=stop,
+            topic=topic,
+            group=group,
+            window_rows=window_rows,
+            flush_seconds=flush_seconds,
+        )
+    summary = {k: v for k, v in vars(result).items() if k != "keys"}
+    summary["messages_per_s"] = round(result.messages_per_s, 1)
+    _finish(summary, ok=result.ok, interrupted=result.stopped_by == "signal")
+
+
+@app.command()
+def bench(
+    records: Annotated[int, typer.Option(help="Records to produce (the full benchmark uses 1,000,000).")] = 1_000_000,
+    symbols: Annotated[int, typer.Option(help="Size of the synthetic universe.")] = 500,
+    output: Annotated[Path | None, typer.Option(help="Output path without suffix (default: <repo>/benchmarks/results/ingest).")] = None,
+    skip_java: Annotated[bool, typer.Option(help="Skip Kafka's ProducerPerformance comparison.")] = False,
+) -> None:
+    """Producer msgs/s vs kafka-producer-perf-test, and consumer → object store rows/s."""
+    from market_ingest.bench import run_bench
+
+    settings = _settings()
+    report = run_bench(settings, records=records, n_symbols=symbols, output=output, skip_java=skip_java)
+    typer.echo(json.dumps(report, indent=2, default=str))
+
