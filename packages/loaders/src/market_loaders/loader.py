@@ -1,0 +1,420 @@
+"""Bulk, idempotent, incremental-by-file loads from the processed zone into Snowflake.
+
+One load = list the dataset's objects → keep committed data files → connect → idempotent
+DDL → read the audit → decide per file → normalise the files to load into a few local
+Parquet files → PUT them on a temporary stage → ONE ``COPY INTO`` a transient staging table
+→ ONE ``MERGE`` into the target → ONE array-bound audit insert.
+
+Crash safety by ordering, not by a transaction: fakesnow cannot run a MERGE inside an explicit
+transaction (it rewrites MERGE into several statements, one of them DDL), and the code must be
+the same for Snowflake and the emulator. The MERGE only writes rows whose values differ, so it
+is idempotent; the audit row of a file is written *after* its MERGE. A loader killed between
+the two leaves the file unaudited, and the next run re-merges it with no visible change.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from market_common.clients import (
+    SnowflakeAuthError,
+    SnowflakeUnavailableError,
+    retry,
+    s3_client,
+    snowflake_connection,
+)
+from market_common.logging import get_logger
+from market_common.settings import MarketSettings
+
+from market_loaders import sql
+from market_loaders.audit import AuditRecord, plan_files
+from market_loaders.datasets import HISTORICAL, REALTIME, Dataset
+from market_loaders.errors import FileSchemaError, LoadFailedError
+from market_loaders.normalise import normalise
+from market_loaders.objects import (
+    ObjectInfo,
+    committed_keys,
+    is_data_file,
+    list_objects,
+    partition_values,
+    read_object,
+)
+from market_loaders.sql import TableRef
+
+log = get_logger(__name__)
+
+Connect = Callable[..., Any]
+# Rows per local stage file: bounds client memory; Snowflake loads the files in parallel.
+STAGE_FILE_ROWS = 500_000
+# Snowflake error numbers meaning "the role may not do this": retrying will not help.
+_PERMISSION_ERRNOS = frozenset({3001, 3003, 3041})
+
+
+@dataclass(frozen=True)
+class RejectedFile:
+    key: str
+    reason: str
+
+
+@dataclass
+class LoadResult:
+    """What one load did; ``rows_merged`` counts rows inserted or changed in the target."""
+
+    dataset: str
+    target_table: str
+    run_id: str
+    loaded_at: datetime
+    full_refresh: bool
+    files_seen: int = 0
+    files_uncommitted: int = 0
+    files_skipped: int = 0
+    files_loaded: int = 0
+    files_rejected: list[RejectedFile] = field(default_factory=list)
+    rows_staged: int = 0
+    rows_rejected: int = 0
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def rows_merged(self) -> int:
+        return self.rows_inserted + self.rows_updated
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["loaded_at"] = self.loaded_at.isoformat()
+        out["rows_merged"] = self.rows_merged
+        return out
+
+
+@dataclass
+class _Staged:
+    directory: Path
+    files: list[tuple[ObjectInfo, int]] = field(default_factory=list)  # (object, rows read)
+    rejected: list[RejectedFile] = field(default_factory=list)
+    rows_staged: int = 0
+    rows_rejected: int = 0
+
+
+def utc_now() -> datetime:
+    """Naive UTC, microsecond precision: the TIMESTAMP_NTZ convention of the warehouse."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """``moment`` as naive UTC (aware values are converted, naive ones are taken as UTC)."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def load_historical(settings: MarketSettings, **kwargs: Any) -> LoadResult:
+    """Load ``processed/historical`` into ``<batch_database>.<schema>.<batch_table>``."""
+    return load_dataset(HISTORICAL, settings, **kwargs)
+
+
+def load_realtime(settings: MarketSettings, **kwargs: Any) -> LoadResult:
+    """Load the committed files of ``processed/realtime`` into the stream table."""
+    return load_dataset(REALTIME, settings, **kwargs)
+
+
+def target_ref(dataset: Dataset, settings: MarketSettings) -> TableRef:
+    sf = settings.snowflake
+    return TableRef(dataset.database_of(sf), sf.schema_, dataset.table_of(sf))
+
+
+def load_dataset(
+    dataset: Dataset,
+    settings: MarketSettings,
+    *,
+    full_refresh: bool = False,
+    prefix: str | None = None,
+    s3: Any = None,
+    connect: Connect = snowflake_connection,
+    clock: Callable[[], datetime] = utc_now,
+    sleep: Callable[[float], None] = time.sleep,
+    attempts: int = 3,
+    work_dir: Path | None = None,
+) -> LoadResult:
+    """Load new/changed files of ``dataset`` (all files with ``full_refresh``).
+
+    ``prefix`` narrows the files to keys under ``<processed>/<dataset>/<prefix>`` (e.g.
+    ``date=2024-05``). Transient warehouse errors retry the whole load (it is idempotent)
+    with backoff through ``sleep``; raises :class:`SnowflakeUnavailableError` when they
+    persist, :class:`SnowflakeAuthError` on rejected credentials or missing privileges and
+    :class:`LoadFailedError` when a statement fails.
+    """
+    from snowflake.connector import errors as sf_errors
+
+    started = time.perf_counter()
+    target = target_ref(dataset, settings)
+    loaded_at = naive_utc(clock())
+    result = LoadResult(
+        dataset=dataset.name,
+        target_table=target.fqn,
+        run_id=uuid.uuid4().hex[:12],
+        loaded_at=loaded_at,
+        full_refresh=full_refresh,
+    )
+    client = s3 if s3 is not None else s3_client(settings)
+    bucket = settings.s3.bucket
+    root = f"{settings.s3.processed_prefix.strip('/')}/{dataset.subdir}/"
+    data = _discover(dataset, client, bucket, root, prefix, result)
+
+    def attempt() -> None:
+        _reset_counters(result)
+        _apply(
+            dataset, settings, data, result,
+            target=target, client=client, bucket=bucket, root=root,
+            connect=connect, sleep=sleep, work_dir=work_dir,
+        )  # fmt: skip
+
+    try:
+        retry(
+            attempt,
+            attempts=attempts,
+            retry_on=(sf_errors.OperationalError,),
+            sleep=sleep,
+            what=f"load {dataset.name}",
+        )
+    except sf_errors.OperationalError as exc:
+        raise SnowflakeUnavailableError(
+            f"lost the connection to Snowflake while loading {target.fqn} ({attempts} attempts): "
+            f"{exc}. Nothing is half-applied: re-run the load once the warehouse is reachable."
+        ) from exc
+    result.duration_s = time.perf_counter() - started
+    log.info("load finished", extra=result.to_dict() | {"files_rejected": len(result.files_rejected)})
+    return result
+
+
+def _reset_counters(result: LoadResult) -> None:
+    result.files_skipped = result.files_loaded = 0
+    result.files_rejected = []
+    result.rows_staged = result.rows_rejected = result.rows_inserted = result.rows_updated = 0
+
+
+def _discover(
+    dataset: Dataset, client: Any, bucket: str, root: str, prefix: str | None, result: LoadResult
+) -> list[ObjectInfo]:
+    """Committed data files under ``root`` (narrowed by ``prefix``), oldest first."""
+    listing = list_objects(client, bucket, root + (prefix or "").lstrip("/"))
+    data = [o for o in listing if is_data_file(o.key[len(root) :])]
+    if dataset.uses_commit_log:
+        committed = committed_keys(client, bucket, root)
+        if committed is not None:
+            uncommitted = [o for o in data if o.key not in committed]
+            if uncommitted:
+                log.warning(
+                    "ignoring files absent from the sink's commit log",
+                    extra={"count": len(uncommitted), "example": uncommitted[0].key},
+                )
+            result.files_uncommitted = len(uncommitted)
+            data = [o for o in data if o.key in committed]
+    result.files_seen = len(data)
+    # Later files win when two hold the same key: order by modification time, then name.
+    return sorted(data, key=lambda o: (o.last_modified, o.key))
+
+
+def _apply(
+    dataset: Dataset,
+    settings: MarketSettings,
+    data: Sequence[ObjectInfo],
+    result: LoadResult,
+    *,
+    target: TableRef,
+    client: Any,
+    bucket: str,
+    root: str,
+    connect: Connect,
+    sleep: Callable[[float], None],
+    work_dir: Path | None,
+) -> None:
+    audit = target.sibling(settings.snowflake.audit_table)
+    conn = connect(settings, database=target.database, schema=target.schema, sleep=sleep)
+    use_qmark(conn)
+    try:
+        cur = conn.cursor()
+        ensure_tables(cur, dataset, target, audit)
+        records = fetch_audit(cur, audit, target)
+        plan = plan_files(data, records, full_refresh=result.full_refresh)
+        result.files_skipped = len(plan.skipped)
+        if not plan.to_load:
+            return
+        with tempfile.TemporaryDirectory(prefix="market-load-", dir=work_dir) as tmp:
+            staged = stage_locally(
+                dataset, [obj for obj, _ in plan.to_load], client=client, bucket=bucket,
+                root=root, load_ts=result.loaded_at, directory=Path(tmp),
+            )  # fmt: skip
+            result.files_rejected = staged.rejected
+            result.rows_rejected = staged.rows_rejected
+            if staged.files:
+                inserted, updated = bulk_merge(cur, dataset, target, staged, run_id=result.run_id)
+                write_audit(cur, audit, target, staged.files, result.loaded_at, result.run_id)
+                result.rows_inserted, result.rows_updated = inserted, updated
+                result.rows_staged = staged.rows_staged
+                result.files_loaded = len(staged.files)
+    finally:
+        conn.close()
+
+
+def use_qmark(conn: Any) -> None:
+    """Bind values server-side (qmark) and let ``executemany`` send one array-bound request.
+
+    ``market_common.clients.snowflake_connection`` has no ``paramstyle`` argument yet, so the
+    connection's attribute is set right after connecting (it is read per statement).
+    """
+    conn._paramstyle = "qmark"  # noqa: SLF001
+
+
+def execute(cur: Any, statement: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Run one statement; warehouse refusals become loader errors with the statement named."""
+    from snowflake.connector import errors as sf_errors
+
+    try:
+        cur.execute(statement, params)
+        return list(cur.fetchall()) if cur.description else []
+    except sf_errors.ProgrammingError as exc:
+        raise _refusal(exc, statement) from exc
+
+
+def _refusal(exc: Any, statement: str) -> Exception:
+    head = statement.split(" (", 1)[0][:120]
+    if getattr(exc, "errno", None) in _PERMISSION_ERRNOS:
+        return SnowflakeAuthError(
+            f"Snowflake denied `{head}…`: {exc.msg}. Grant the loader's role the privilege "
+            "(or set MARKET_SNOWFLAKE__ROLE to a role that has it)."
+        )
+    return LoadFailedError(f"`{head}…` failed: {getattr(exc, 'msg', exc)}")
+
+
+def ensure_tables(cur: Any, dataset: Dataset, target: TableRef, audit: TableRef) -> None:
+    """Idempotent DDL owned by the loader: database, schema, target (upgraded), audit."""
+    for statement in (
+        sql.create_database(target.database),
+        sql.create_schema(target.database, target.schema),
+        sql.use_schema(target.database, target.schema),
+        sql.create_target_table(target, dataset),
+        *sql.add_missing_columns(target, dataset),
+        sql.create_audit_table(audit),
+    ):
+        execute(cur, statement)
+
+
+def fetch_audit(cur: Any, audit: TableRef, target: TableRef) -> list[AuditRecord]:
+    rows = execute(cur, sql.select_audit(audit), (target.fqn,))
+    return [
+        AuditRecord(
+            object_key=key,
+            etag=etag,
+            size=None if size is None else int(size),
+            row_count=None if count is None else int(count),
+            loaded_at=loaded_at,
+        )
+        for key, etag, size, count, loaded_at in rows
+    ]
+
+
+def stage_locally(
+    dataset: Dataset,
+    objects: Sequence[ObjectInfo],
+    *,
+    client: Any,
+    bucket: str,
+    root: str,
+    load_ts: datetime,
+    directory: Path,
+) -> _Staged:
+    """Read, check and normalise each file into ≤ ``STAGE_FILE_ROWS``-row local Parquet files."""
+    staged = _Staged(directory=directory)
+    writer: pq.ParquetWriter | None = None
+    written = 0
+    chunk = 0
+    try:
+        for sequence, obj in enumerate(objects):
+            try:
+                table = pq.read_table(pa.BufferReader(read_object(client, bucket, obj.key)))
+                norm = normalise(
+                    table, dataset, partitions=partition_values(obj.key[len(root) :]),
+                    object_key=obj.key, sequence=sequence, load_ts=load_ts,
+                )  # fmt: skip
+            except (FileSchemaError, pa.ArrowException) as exc:
+                log.error("rejected file", extra={"key": obj.key, "reason": str(exc)[:300]})
+                staged.rejected.append(RejectedFile(obj.key, str(exc)))
+                continue
+            if writer is None or written >= STAGE_FILE_ROWS:
+                if writer is not None:
+                    writer.close()
+                chunk += 1
+                writer = pq.ParquetWriter(directory / f"chunk-{chunk:05d}.parquet", norm.table.schema)
+                written = 0
+            writer.write_table(norm.table)
+            written += norm.table.num_rows
+            staged.files.append((obj, norm.rows_read))
+            staged.rows_staged += norm.table.num_rows
+            staged.rows_rejected += norm.rows_rejected
+    finally:
+        if writer is not None:
+            writer.close()
+    return staged
+
+
+def bulk_merge(
+    cur: Any, dataset: Dataset, target: TableRef, staged: _Staged, *, run_id: str
+) -> tuple[int, int]:
+    """PUT + COPY into a transient staging table, then ONE MERGE; returns (inserted, updated)."""
+    suffix = run_id.upper()
+    staging = target.sibling(f"{target.name}__STG_{suffix}")
+    stage = target.sibling(f"{target.name}__STAGE_{suffix}")
+    execute(cur, sql.create_stage(stage))
+    execute(cur, sql.create_staging_table(staging, dataset))
+    try:
+        execute(cur, sql.put_files(staged.directory / "*.parquet", stage))
+        copied = execute(cur, sql.copy_into_staging(staging, stage))
+        loaded = sum(_column(cur, row, "rows_loaded") or 0 for row in copied)
+        if loaded != staged.rows_staged:
+            raise LoadFailedError(
+                f"COPY INTO {staging.fqn} loaded {loaded} rows, expected {staged.rows_staged}: "
+                f"{copied!r}; the target was not touched"
+            )
+        merged = execute(cur, sql.merge(target, staging, dataset))
+        row = merged[0] if merged else ()
+        inserted = _column(cur, row, "number of rows inserted") or 0
+        updated = _column(cur, row, "number of rows updated") or 0
+        return int(inserted), int(updated)
+    finally:
+        try:
+            execute(cur, sql.drop_table(staging))
+        except Exception as exc:  # noqa: BLE001 - never mask the load's own error
+            log.warning("could not drop staging table", extra={"table": staging.fqn, "error": str(exc)[:200]})
+
+
+def _column(cur: Any, row: Sequence[Any], name: str) -> Any:
+    names = [d.name.lower() for d in cur.description or ()]
+    return row[names.index(name)] if name in names and row else None
+
+
+def write_audit(
+    cur: Any,
+    audit: TableRef,
+    target: TableRef,
+    files: Sequence[tuple[ObjectInfo, int]],
+    loaded_at: datetime,
+    run_id: str,
+) -> None:
+    """One array-bound INSERT (one round trip) for all files of the load."""
+    from snowflake.connector import errors as sf_errors
+
+    rows = [(target.fqn, o.key, o.etag, o.size, n, loaded_at, run_id) for o, n in files]
+    statement = sql.insert_audit(audit)
+    try:
+        cur.executemany(statement, rows)
+    except sf_errors.ProgrammingError as exc:
+        raise _refusal(exc, statement) from exc
