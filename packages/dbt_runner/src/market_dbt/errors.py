@@ -37,6 +37,6 @@ class DbtRunError(DbtError):
         self.failures = failures
         lines = [f"`dbt {command}` failed"]
         lines += [f"  - {failure}" for failure in failures]
-        if not failures and detail:
+        if detail:
             lines.append(detail)
         super().__init__("\n".join(lines))

@@ -54,6 +54,6 @@ def run_slim_ci(
         )  # fmt: skip
     finally:
         if not keep_schema:
-            runner.invoke("run-operation", "drop_schema", "--args", json.dumps({"schema": schema}))
+            runner.invoke("run-operation", "drop_ci_schema", "--args", json.dumps({"schema": schema}))
             dropped = True
     return SlimCiResult(schema=schema, build=build, dropped=dropped)

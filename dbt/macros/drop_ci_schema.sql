@@ -1,9 +1,9 @@
 {#-
-    `dbt run-operation drop_schema --args '{schema: PR_42}'`: removes a slim-CI schema
+    `dbt run-operation drop_ci_schema --args '{schema: PR_42}'`: removes a slim-CI schema
     (and everything in it) from the target database. Refuses the shared schemas so a
     typo cannot drop production.
 -#}
-{% macro drop_schema(schema) -%}
+{% macro drop_ci_schema(schema) -%}
     {%- set protected = ['PUBLIC', 'STAGING', 'ANALYTICS', 'REFERENCE', 'INFORMATION_SCHEMA'] -%}
     {%- if schema | upper in protected -%}
         {{ exceptions.raise_compiler_error('refusing to drop shared schema ' ~ schema) }}
