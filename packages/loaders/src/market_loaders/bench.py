@@ -1,0 +1,205 @@
+"""Benchmark: the bulk loader vs the seed's row-by-row MERGE, same warehouse, same run.
+
+The seed's ``load_to_snowflake.py`` sent one ``MERGE`` per row (client-side ``%s``
+parameters). That path is far too slow to run on the full dataset, so it runs on a sample of
+``row_by_row_rows`` rows and its per-row cost is extrapolated to the full row count (stated in
+the report). The bulk number is end to end: S3 listing and reads, normalisation, PUT, COPY,
+MERGE and audit. Results go to ``<out_dir>/warehouse.json`` (key ``loader``) and a marked
+section of ``<out_dir>/warehouse.md``, leaving other sections of those files alone.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import random
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from market_common.clients import s3_client, snowflake_connection
+from market_common.settings import MarketSettings
+
+from market_loaders import sql
+from market_loaders.datasets import HISTORICAL, Dataset
+from market_loaders.loader import ensure_tables, load_historical, target_ref
+from market_loaders.sql import TableRef
+
+SECTION = "loader"
+MD_START = f"<!-- {SECTION}:start -->"
+MD_END = f"<!-- {SECTION}:end -->"
+
+
+def historical_table(symbols: int, days: int, day0: date, *, seed: int = 7) -> list[pa.Table]:
+    """One deterministic processed-zone file per trade date (as the Spark batch job writes)."""
+    rng = random.Random(seed)
+    names = [f"S{i:04d}" for i in range(symbols)]
+    tables = []
+    for d in range(days):
+        close = [rng.uniform(10, 500) for _ in names]
+        tables.append(
+            pa.table(
+                {
+                    "symbol": names,
+                    "trade_date": pa.array([day0 + timedelta(days=d)] * symbols, pa.date32()),
+                    "open": [c * rng.uniform(0.98, 1.02) for c in close],
+                    "high": [c * 1.03 for c in close],
+                    "low": [c * 0.97 for c in close],
+                    "close": close,
+                    "volume": pa.array([rng.randrange(1_000, 10_000_000) for _ in names], pa.int64()),
+                    "source": ["synthetic"] * symbols,
+                    "ingested_at": pa.array([datetime(2024, 1, 1)] * symbols, pa.timestamp("us")),
+                }
+            )
+        )
+    return tables
+
+
+def row_by_row_merge(target: TableRef, dataset: Dataset) -> str:
+    """The seed's statement: one MERGE per row, values as client-side ``%s`` parameters."""
+    cols = [c.name for c in dataset.value_columns]
+    key = dataset.key
+    ts = dataset.load_ts_column
+    select = ", ".join(f"%s as {c}" for c in cols)
+    on = " and ".join(f"t.{k} = s.{k}" for k in key)
+    sets = ", ".join(f"{c} = s.{c}" for c in cols if c not in key)
+    return (
+        f"merge into {target.fqn} as t using (select {select}) as s on {on} "
+        f"when matched then update set {sets}, {ts} = current_timestamp() "
+        f"when not matched then insert ({', '.join(cols)}, {ts}) "
+        f"values ({', '.join(f's.{c}' for c in cols)}, current_timestamp())"
+    )
+
+
+def run_bench(
+    settings: MarketSettings, *, rows: int, row_by_row_rows: int, out_dir: Path
+) -> dict[str, Any]:
+    """Run both loaders against fresh names and write the report section; return it."""
+    tag = uuid.uuid4().hex[:8]
+    settings = settings.model_copy(deep=True)
+    settings.s3.processed_prefix = f"bench-{tag}/processed"
+    settings.snowflake.batch_database = f"BENCH_LOADER_{tag.upper()}"
+    symbols = 500
+    days = max(1, rows // symbols)
+    tables = historical_table(symbols, days, date(2015, 1, 1))
+    total_rows = sum(t.num_rows for t in tables)
+
+    s3 = s3_client(settings)
+    root = f"{settings.s3.processed_prefix}/historical"
+    for t in tables:
+        day = t.column("trade_date")[0].as_py()
+        buf = io.BytesIO()
+        pq.write_table(t, buf)
+        s3.put_object(Bucket=settings.s3.bucket, Key=f"{root}/date={day}/part-00000.parquet", Body=buf.getvalue())
+
+    started = time.perf_counter()
+    first = load_historical(settings, s3=s3)
+    bulk_s = time.perf_counter() - started
+    started = time.perf_counter()
+    second = load_historical(settings, s3=s3)
+    noop_s = time.perf_counter() - started
+
+    # Row-by-row: same warehouse, same columns, a sibling table, the seed's connection style.
+    target = target_ref(HISTORICAL, settings)
+    rbr_target = target.sibling(f"{target.name}_ROW_BY_ROW")
+    sample = pa.concat_tables(tables).slice(0, row_by_row_rows).to_pylist()
+    conn = snowflake_connection(settings, database=target.database, schema=target.schema)
+    try:
+        cur = conn.cursor()
+        ensure_tables(cur, HISTORICAL, rbr_target, target.sibling(settings.snowflake.audit_table))
+        statement = row_by_row_merge(rbr_target, HISTORICAL)
+        started = time.perf_counter()
+        for r in sample:
+            cur.execute(
+                statement,
+                (r["symbol"], r["trade_date"], r["open"], r["high"], r["low"], r["close"],
+                 r["volume"], r["source"]),
+            )  # fmt: skip
+        rbr_s = time.perf_counter() - started
+        (rbr_count,) = cur.execute(f"select count(*) from {rbr_target.fqn}").fetchone()  # noqa: S608
+        cur.execute(sql.drop_table(rbr_target))
+    finally:
+        conn.close()
+
+    bulk_rps = first.rows_merged / bulk_s
+    per_row_s = rbr_s / len(sample)
+    rbr_rps = 1 / per_row_s
+    report: dict[str, Any] = {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "warehouse": "fakesnow emulator" if settings.snowflake.is_local else settings.snowflake.account,
+        "host": {"machine": platform.machine(), "python": platform.python_version()},
+        "dataset": {"rows": total_rows, "files": len(tables), "symbols": symbols, "days": days},
+        "bulk": {
+            "method": "S3 read + Arrow normalise + PUT + COPY INTO staging + one MERGE + audit",
+            "seconds": round(bulk_s, 3),
+            "rows_merged": first.rows_merged,
+            "rows_per_s": round(bulk_rps, 1),
+        },
+        "rerun_noop": {
+            "seconds": round(noop_s, 3),
+            "files_skipped": second.files_skipped,
+            "rows_merged": second.rows_merged,
+        },
+        "row_by_row": {
+            "method": "one MERGE statement per row (the seed's load_to_snowflake.py)",
+            "sample_rows": len(sample),
+            "rows_in_table": rbr_count,
+            "seconds": round(rbr_s, 3),
+            "rows_per_s": round(rbr_rps, 2),
+            "extrapolated_seconds_for_dataset": round(per_row_s * total_rows, 1),
+            "note": "measured on a sample into an empty table and extrapolated linearly per row; "
+            "per-row MERGE cost grows with table size, so this flatters row-by-row",
+        },
+        "speedup": round(bulk_rps / rbr_rps, 1),
+        "goal_speedup": 100,
+    }
+    report["meets_goal"] = report["speedup"] >= report["goal_speedup"]
+    write_report(report, out_dir)
+    return report
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> None:
+    """Merge the ``loader`` section into warehouse.json / warehouse.md (other sections kept)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "warehouse.json"
+    doc = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    doc[SECTION] = report
+    json_path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+
+    b, r = report["bulk"], report["row_by_row"]
+    section = "\n".join(
+        [
+            MD_START,
+            "## Loader: bulk MERGE vs row-by-row MERGE",
+            "",
+            f"Measured {report['measured_at']} on {report['warehouse']}; "
+            f"{report['dataset']['rows']} rows in {report['dataset']['files']} files.",
+            "",
+            "| method | rows | seconds | rows/s |",
+            "|---|---:|---:|---:|",
+            f"| bulk ({b['method']}) | {b['rows_merged']} | {b['seconds']} | {b['rows_per_s']} |",
+            f"| row-by-row ({r['method']}) | {r['sample_rows']} (sample) | {r['seconds']} "
+            f"| {r['rows_per_s']} |",
+            "",
+            f"**Speed-up: {report['speedup']}×** (goal ≥ {report['goal_speedup']}×). "
+            f"Row-by-row would need ~{r['extrapolated_seconds_for_dataset']} s for the full "
+            f"dataset ({r['note']}). Re-running the bulk load skipped "
+            f"{report['rerun_noop']['files_skipped']} files and merged "
+            f"{report['rerun_noop']['rows_merged']} rows in {report['rerun_noop']['seconds']} s.",
+            MD_END,
+        ]
+    )
+    md_path = out_dir / "warehouse.md"
+    text = md_path.read_text() if md_path.is_file() else "# Warehouse benchmarks\n"
+    if MD_START in text and MD_END in text:
+        head, rest = text.split(MD_START, 1)
+        text = head + section + rest.split(MD_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    md_path.write_text(text)
