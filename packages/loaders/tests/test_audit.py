@@ -22,7 +22,11 @@ def test_new_changed_and_unchanged_files() -> None:
     objects = [obj("new"), obj("same"), obj("etag", etag="e2"), obj("size", size=11)]
     records = [rec("same"), rec("etag"), rec("size")]
     plan = plan_files(objects, records)
-    assert {o.key: r for o, r in plan.to_load} == {"new": "new", "etag": "changed", "size": "changed"}
+    assert {o.key: r for o, r in plan.to_load} == {
+        "new": "new",
+        "etag": "changed",
+        "size": "changed",
+    }
     assert [o.key for o in plan.skipped] == ["same"]
 
 

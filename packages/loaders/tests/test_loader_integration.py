@@ -12,9 +12,9 @@ import pytest
 
 from market_common.settings import MarketSettings
 from market_loaders.cli import EXIT_AUTH, EXIT_REJECTED_FILES, EXIT_UNAVAILABLE, run_load
+from market_loaders.datasets import HISTORICAL, REALTIME
 from market_loaders.errors import LoadFailedError, SnowflakeAuthError, SnowflakeUnavailableError
 from market_loaders.loader import load_historical, load_realtime, target_ref
-from market_loaders.datasets import HISTORICAL, REALTIME
 
 if TYPE_CHECKING:
     from conftest import Lake
@@ -58,7 +58,9 @@ def write_days(lake: Lake, days: int, symbols: list[str]) -> dict[date, str]:
     keys = {}
     for d in range(days):
         day = DAY0 + timedelta(days=d)
-        keys[day] = lake.put_parquet("historical", f"date={day}/part-00000-c000.snappy.parquet", bars(day, symbols))
+        keys[day] = lake.put_parquet(
+            "historical", f"date={day}/part-00000-c000.snappy.parquet", bars(day, symbols)
+        )
     lake.put_text("historical", "_SUCCESS", "")
     return keys
 
@@ -88,12 +90,18 @@ def test_historical_load_is_idempotent_and_incremental(lake: Lake) -> None:
     second = load_historical(lake.settings, s3=lake.s3, clock=clock)
     rows2 = target_rows(lake)
     assert (second.files_loaded, second.files_skipped, second.rows_merged) == (0, 4, 0)
-    assert lake.checksum(rows2) == lake.checksum(rows1), "a re-run leaves the target identical (incl. load timestamps)"
+    assert lake.checksum(rows2) == lake.checksum(
+        rows1
+    ), "a re-run leaves the target identical (incl. load timestamps)"
     assert len(audit_rows(lake)) == 4, "skipped files are not re-audited"
 
     # Change one file: only its rows change, and only they get a new load timestamp.
     changed_day = DAY0 + timedelta(days=2)
-    lake.put_parquet("historical", f"date={changed_day}/part-00000-c000.snappy.parquet", bars(changed_day, symbols, scale=2.0))
+    lake.put_parquet(
+        "historical",
+        f"date={changed_day}/part-00000-c000.snappy.parquet",
+        bars(changed_day, symbols, scale=2.0),
+    )
     third = load_historical(lake.settings, s3=lake.s3, clock=clock)
     rows3 = target_rows(lake)
     assert (third.files_loaded, third.files_skipped) == (1, 3)
@@ -126,14 +134,27 @@ def test_table_setting_injection_is_rejected(lake: Lake) -> None:
     with pytest.raises(ValueError, match="not a valid identifier"):
         MarketSettings.model_validate(
             lake.settings.model_dump(by_alias=True)
-            | {"snowflake": {**lake.settings.snowflake.model_dump(by_alias=True), "batch_table": "T; drop table x"}}
+            | {
+                "snowflake": {
+                    **lake.settings.snowflake.model_dump(by_alias=True),
+                    "batch_table": "T; drop table x",
+                }
+            }
         )
 
 
 def test_prefix_narrows_files_and_bad_files_are_rejected(lake: Lake) -> None:
     write_days(lake, 2, ["AAPL"])
-    bad = lake.put_parquet("historical", f"date={DAY0}/part-00001-bad.parquet", pa.table({"symbol": ["X"]}))
-    code = run_load("historical", full_refresh=False, prefix=f"date={DAY0}", as_json=False, settings=lake.settings)
+    bad = lake.put_parquet(
+        "historical", f"date={DAY0}/part-00001-bad.parquet", pa.table({"symbol": ["X"]})
+    )
+    code = run_load(
+        "historical",
+        full_refresh=False,
+        prefix=f"date={DAY0}",
+        as_json=False,
+        settings=lake.settings,
+    )
     assert code == EXIT_REJECTED_FILES
     rows = target_rows(lake)
     assert {r[1] for r in rows} == {DAY0}, "only the prefixed partition loaded"
@@ -173,10 +194,20 @@ def sink_log(lake: Lake, *keys: str) -> str:
 
 def test_realtime_loads_only_committed_files(lake: Lake) -> None:
     t0 = datetime(2024, 3, 4, 14, 30)
-    k0 = lake.put_parquet("realtime", "date=2024-03-04/part-00000-b0.c000.snappy.parquet", window_table("AAPL", t0, 4))
-    k1 = lake.put_parquet("realtime", "date=2024-03-04/part-00000-b1.c000.snappy.parquet", window_table("MSFT", t0, 3))
-    k2 = lake.put_parquet("realtime", "date=2024-03-04/part-00000-b2.c000.snappy.parquet", window_table("NVDA", t0, 2))
-    garbage = lake.put_parquet("realtime", "date=2024-03-04/part-00000-killed.c000.snappy.parquet", window_table("TSLA", t0, 5))
+    k0 = lake.put_parquet(
+        "realtime", "date=2024-03-04/part-00000-b0.c000.snappy.parquet", window_table("AAPL", t0, 4)
+    )
+    k1 = lake.put_parquet(
+        "realtime", "date=2024-03-04/part-00000-b1.c000.snappy.parquet", window_table("MSFT", t0, 3)
+    )
+    k2 = lake.put_parquet(
+        "realtime", "date=2024-03-04/part-00000-b2.c000.snappy.parquet", window_table("NVDA", t0, 2)
+    )
+    garbage = lake.put_parquet(
+        "realtime",
+        "date=2024-03-04/part-00000-killed.c000.snappy.parquet",
+        window_table("TSLA", t0, 5),
+    )
     lake.put_text("realtime", "_spark_metadata/0", sink_log(lake, k0))
     lake.put_text("realtime", "_spark_metadata/1.compact", sink_log(lake, k0, k1))
     lake.put_text("realtime", "_spark_metadata/2", sink_log(lake, k2))
@@ -188,7 +219,9 @@ def test_realtime_loads_only_committed_files(lake: Lake) -> None:
     assert sorted({r[0] for r in rows}) == ["AAPL", "MSFT", "NVDA"]
     assert len(rows) == 4 + 3 + 2 == result.rows_inserted
     aapl_first = next(r for r in rows if r[0] == "AAPL")
-    assert aapl_first[1] == t0 and aapl_first[2] == t0 + timedelta(minutes=15), "UTC NTZ timestamps round-trip"
+    assert aapl_first[1] == t0 and aapl_first[2] == t0 + timedelta(
+        minutes=15
+    ), "UTC NTZ timestamps round-trip"
 
     again = load_realtime(lake.settings, s3=lake.s3)
     assert (again.files_skipped, again.rows_merged) == (3, 0)
@@ -238,10 +271,19 @@ def test_warehouse_down_retries_then_fails_clearly(lake: Lake, closed_port: int)
     sleeps: list[float] = []
     with pytest.raises(SnowflakeUnavailableError, match=f"127.0.0.1:{closed_port}"):
         load_historical(settings, s3=lake.s3, sleep=sleeps.append)
-    assert sleeps == sorted(sleeps) and len(sleeps) == 2 and sleeps[1] > sleeps[0], "exponential backoff"
+    assert (
+        sleeps == sorted(sleeps) and len(sleeps) == 2 and sleeps[1] > sleeps[0]
+    ), "exponential backoff"
 
     sleeps.clear()
-    code = run_load("historical", full_refresh=False, prefix=None, as_json=False, settings=settings, sleep=sleeps.append)
+    code = run_load(
+        "historical",
+        full_refresh=False,
+        prefix=None,
+        as_json=False,
+        settings=settings,
+        sleep=sleeps.append,
+    )
     assert code == EXIT_UNAVAILABLE
     # Nothing was applied anywhere: the real warehouse has no trace of this load.
     conn = lake.connect()
@@ -258,6 +300,13 @@ def test_auth_failure_exits_without_retrying(lake: Lake) -> None:
         calls.append(settings.snowflake.user)
         raise SnowflakeAuthError("Snowflake rejected user 'market': Incorrect username or password")
 
-    code = run_load("historical", full_refresh=False, prefix=None, as_json=False, settings=lake.settings, connect=rejecting_connect)
+    code = run_load(
+        "historical",
+        full_refresh=False,
+        prefix=None,
+        as_json=False,
+        settings=lake.settings,
+        connect=rejecting_connect,
+    )
     assert code == EXIT_AUTH
     assert len(calls) == 1, "auth failures are not retried"

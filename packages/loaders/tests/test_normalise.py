@@ -31,7 +31,12 @@ def bars(**overrides: object) -> pa.Table:
 
 def test_historical_date_from_partition_and_null_keys_dropped() -> None:
     out = normalise(
-        bars(), HISTORICAL, partitions={"date": "2024-01-02"}, object_key="k", sequence=4, load_ts=LOAD_TS
+        bars(),
+        HISTORICAL,
+        partitions={"date": "2024-01-02"},
+        object_key="k",
+        sequence=4,
+        load_ts=LOAD_TS,
     )
     assert out.table.schema == staging_schema(HISTORICAL)
     assert (out.rows_read, out.rows_rejected) == (3, 1)
@@ -46,18 +51,39 @@ def test_historical_date_from_partition_and_null_keys_dropped() -> None:
 
 def test_trade_date_column_wins_over_partition() -> None:
     table = bars(trade_date=pa.array([date(2023, 5, 5)] * 3))
-    out = normalise(table, HISTORICAL, partitions={"date": "2099-01-01"}, object_key="k", sequence=0, load_ts=LOAD_TS)
+    out = normalise(
+        table,
+        HISTORICAL,
+        partitions={"date": "2099-01-01"},
+        object_key="k",
+        sequence=0,
+        load_ts=LOAD_TS,
+    )
     assert {r["DATE"] for r in out.table.to_pylist()} == {date(2023, 5, 5)}
 
 
 def test_missing_column_rejects_file() -> None:
     with pytest.raises(FileSchemaError, match="DAILY_CLOSE"):
-        normalise(bars().drop(["close"]), HISTORICAL, partitions={"date": "2024-01-02"}, object_key="k", sequence=0, load_ts=LOAD_TS)
+        normalise(
+            bars().drop(["close"]),
+            HISTORICAL,
+            partitions={"date": "2024-01-02"},
+            object_key="k",
+            sequence=0,
+            load_ts=LOAD_TS,
+        )
 
 
 def test_uncastable_column_rejects_file() -> None:
     with pytest.raises(FileSchemaError, match="DAILY_OPEN"):
-        normalise(bars(open=["x", "y", "z"]), HISTORICAL, partitions={"date": "2024-01-02"}, object_key="k", sequence=0, load_ts=LOAD_TS)
+        normalise(
+            bars(open=["x", "y", "z"]),
+            HISTORICAL,
+            partitions={"date": "2024-01-02"},
+            object_key="k",
+            sequence=0,
+            load_ts=LOAD_TS,
+        )
 
 
 def test_realtime_timestamps_become_naive_utc_micros() -> None:
@@ -67,14 +93,38 @@ def test_realtime_timestamps_become_naive_utc_micros() -> None:
         {
             "symbol": ["AAPL", "AAPL"],
             # nanosecond INT96-style naive UTC, and a tz-aware column in another zone
-            "window_start": pa.array([start.replace(tzinfo=None), start.replace(tzinfo=None) + timedelta(minutes=15)], pa.timestamp("ns")),
-            "window_end": pa.array([start.astimezone(plus_two) + timedelta(minutes=15)] * 2, pa.timestamp("us", tz="+02:00")),
-            **{c: [1.0, 2.0] for c in ("ma_15m", "ma_1h", "volatility_15m", "window_open", "window_high", "window_low", "window_close")},
+            "window_start": pa.array(
+                [start.replace(tzinfo=None), start.replace(tzinfo=None) + timedelta(minutes=15)],
+                pa.timestamp("ns"),
+            ),
+            "window_end": pa.array(
+                [start.astimezone(plus_two) + timedelta(minutes=15)] * 2,
+                pa.timestamp("us", tz="+02:00"),
+            ),
+            **{
+                c: [1.0, 2.0]
+                for c in (
+                    "ma_15m",
+                    "ma_1h",
+                    "volatility_15m",
+                    "window_open",
+                    "window_high",
+                    "window_low",
+                    "window_close",
+                )
+            },
             "volume_sum_15m": pa.array([5, 6], pa.int64()),
             "tick_count": pa.array([3, 4], pa.int64()),
         }
     )
-    out = normalise(table, REALTIME, partitions={"date": "2024-01-02"}, object_key="k", sequence=0, load_ts=LOAD_TS)
+    out = normalise(
+        table,
+        REALTIME,
+        partitions={"date": "2024-01-02"},
+        object_key="k",
+        sequence=0,
+        load_ts=LOAD_TS,
+    )
     row = out.table.to_pylist()[0]
     assert out.table.schema.field("WINDOW_START").type == pa.timestamp("us")
     assert row["WINDOW_START"] == start.replace(tzinfo=None)

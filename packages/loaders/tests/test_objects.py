@@ -28,7 +28,10 @@ def test_is_data_file(key: str, expected: bool) -> None:
 
 
 def test_partition_values() -> None:
-    assert partition_values("date=2024-01-02/hour=3/part-0.parquet") == {"date": "2024-01-02", "hour": "3"}
+    assert partition_values("date=2024-01-02/hour=3/part-0.parquet") == {
+        "date": "2024-01-02",
+        "hour": "3",
+    }
     assert partition_values("part-0.parquet") == {}
 
 
@@ -39,7 +42,9 @@ def test_select_log_files_uses_latest_compaction() -> None:
 
 
 def _log(*entries: tuple[str, str]) -> str:
-    lines = ["v1"] + [json.dumps({"path": p, "size": 1, "isDir": False, "action": a}) for p, a in entries]
+    lines = ["v1"] + [
+        json.dumps({"path": p, "size": 1, "isDir": False, "action": a}) for p, a in entries
+    ]
     return "\n".join(lines)
 
 
@@ -51,7 +56,10 @@ def test_parse_log_adds_and_deletes() -> None:
         ("11", _log(("s3a://other-bucket/p/realtime/part-x.parquet", "add"))),
     ]
     keys = parse_log(texts, "market-lake")
-    assert keys == {"p/realtime/date=2024-01-02/part-b.parquet", "p/realtime/date=2024-01-02/part-c.parquet"}
+    assert keys == {
+        "p/realtime/date=2024-01-02/part-b.parquet",
+        "p/realtime/date=2024-01-02/part-c.parquet",
+    }
 
 
 @pytest.mark.parametrize("text", ["", "{}", "v1\nnot json", 'v1\n{"nopath": 1}'])

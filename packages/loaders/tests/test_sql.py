@@ -43,7 +43,9 @@ def test_merge_shape(dataset: Dataset) -> None:
     assert text.startswith(f"merge into {target.fqn} as t using (")
     on = re.search(r"\) as s on (.*?) when matched", text)
     assert on is not None
-    assert on.group(1) == " and ".join(f"t.{k} = s.{k}" for k in dataset.key), "joins on the natural key"
+    assert on.group(1) == " and ".join(
+        f"t.{k} = s.{k}" for k in dataset.key
+    ), "joins on the natural key"
     assert f"partition by {', '.join(dataset.key)}" in text, "source deduplicated per natural key"
     changed = re.search(r"when matched and \((.*?)\) then update", text)
     assert changed is not None

@@ -16,7 +16,6 @@ from rich.table import Table
 
 from market_common.logging import configure_logging
 from market_common.settings import MarketSettings, load_settings
-
 from market_loaders.datasets import DATASETS
 from market_loaders.errors import LoaderError, SnowflakeAuthError, SnowflakeUnavailableError
 from market_loaders.loader import LoadResult, load_dataset
@@ -76,7 +75,11 @@ def run_load(
     settings = settings or load_settings()
     try:
         result = load_dataset(
-            DATASETS[dataset_name], settings, full_refresh=full_refresh, prefix=prefix, **load_kwargs
+            DATASETS[dataset_name],
+            settings,
+            full_refresh=full_refresh,
+            prefix=prefix,
+            **load_kwargs,
         )
     except SnowflakeAuthError as exc:
         console.print(f"[red]authentication/permission error:[/red] {exc}")
@@ -106,7 +109,9 @@ def historical(
     full_refresh: FullRefresh = False, prefix: Prefix = None, as_json: JsonOut = False
 ) -> None:
     """Load processed/historical into the daily metrics table."""
-    raise typer.Exit(run_load("historical", full_refresh=full_refresh, prefix=prefix, as_json=as_json))
+    raise typer.Exit(
+        run_load("historical", full_refresh=full_refresh, prefix=prefix, as_json=as_json)
+    )
 
 
 @app.command()
@@ -114,7 +119,9 @@ def realtime(
     full_refresh: FullRefresh = False, prefix: Prefix = None, as_json: JsonOut = False
 ) -> None:
     """Load the committed files of processed/realtime into the realtime analytics table."""
-    raise typer.Exit(run_load("realtime", full_refresh=full_refresh, prefix=prefix, as_json=as_json))
+    raise typer.Exit(
+        run_load("realtime", full_refresh=full_refresh, prefix=prefix, as_json=as_json)
+    )
 
 
 @app.command()
@@ -131,7 +138,9 @@ def bench(
     from market_loaders.bench import run_bench
 
     try:
-        report = run_bench(load_settings(), rows=rows, row_by_row_rows=row_by_row_rows, out_dir=out_dir)
+        report = run_bench(
+            load_settings(), rows=rows, row_by_row_rows=row_by_row_rows, out_dir=out_dir
+        )
     except SnowflakeUnavailableError as exc:
         console.print(f"[red]warehouse unreachable:[/red] {exc}")
         raise typer.Exit(EXIT_UNAVAILABLE) from exc

@@ -35,7 +35,6 @@ from market_common.clients import (
 )
 from market_common.logging import get_logger
 from market_common.settings import MarketSettings
-
 from market_loaders import sql
 from market_loaders.audit import AuditRecord, plan_files
 from market_loaders.datasets import HISTORICAL, REALTIME, Dataset
@@ -191,7 +190,9 @@ def load_dataset(
             f"{exc}. Nothing is half-applied: re-run the load once the warehouse is reachable."
         ) from exc
     result.duration_s = time.perf_counter() - started
-    log.info("load finished", extra=result.to_dict() | {"files_rejected": len(result.files_rejected)})
+    log.info(
+        "load finished", extra=result.to_dict() | {"files_rejected": len(result.files_rejected)}
+    )
     return result
 
 
@@ -271,7 +272,7 @@ def use_qmark(conn: Any) -> None:
     ``market_common.clients.snowflake_connection`` has no ``paramstyle`` argument yet, so the
     connection's attribute is set right after connecting (it is read per statement).
     """
-    conn._paramstyle = "qmark"  # noqa: SLF001
+    conn._paramstyle = "qmark"
 
 
 def execute(cur: Any, statement: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
@@ -353,7 +354,9 @@ def stage_locally(
                 if writer is not None:
                     writer.close()
                 chunk += 1
-                writer = pq.ParquetWriter(directory / f"chunk-{chunk:05d}.parquet", norm.table.schema)
+                writer = pq.ParquetWriter(
+                    directory / f"chunk-{chunk:05d}.parquet", norm.table.schema
+                )
                 written = 0
             writer.write_table(norm.table)
             written += norm.table.num_rows
@@ -392,8 +395,11 @@ def bulk_merge(
     finally:
         try:
             execute(cur, sql.drop_table(staging))
-        except Exception as exc:  # noqa: BLE001 - never mask the load's own error
-            log.warning("could not drop staging table", extra={"table": staging.fqn, "error": str(exc)[:200]})
+        except Exception as exc:  # never mask the load's own error
+            log.warning(
+                "could not drop staging table",
+                extra={"table": staging.fqn, "error": str(exc)[:200]},
+            )
 
 
 def _column(cur: Any, row: Sequence[Any], name: str) -> Any:

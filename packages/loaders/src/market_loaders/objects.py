@@ -130,4 +130,3 @@ def committed_keys(s3: Any, bucket: str, root: str) -> set[str] | None:
 
 def read_object(s3: Any, bucket: str, key: str) -> bytes:
     return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-

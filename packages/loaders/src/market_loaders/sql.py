@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from market_common.identifiers import qualified, validate_identifier
-
 from market_loaders.datasets import Dataset
 
 # Bookkeeping columns of the staging table: which file a row came from and its position,
@@ -152,8 +151,9 @@ def merge(target: TableRef, staging: TableRef, dataset: Dataset) -> str:
     changed = " or ".join(f"t.{c} is distinct from s.{c}" for c in compared)
     updates = ", ".join(f"{c} = s.{c}" for c in (*compared, ts))
     insert_values = ", ".join(f"s.{c}" for c in all_cols)
+    # Validated identifiers only; no values.
     return (
-        f"merge into {target.fqn} as t using ("
+        f"merge into {target.fqn} as t using ("  # noqa: S608
         f"select {source_cols} from {staging.fqn} "
         f"qualify row_number() over (partition by {partition} "
         f"order by {SOURCE_SEQ} desc, {SOURCE_ROW} desc) = 1"
@@ -164,8 +164,9 @@ def merge(target: TableRef, staging: TableRef, dataset: Dataset) -> str:
 
 
 def select_audit(audit: TableRef) -> str:
+    # Validated identifiers; the value is a bind parameter.
     return (
-        f"select OBJECT_KEY, ETAG, SIZE_BYTES, ROW_COUNT, LOADED_AT from {audit.fqn} "
+        f"select OBJECT_KEY, ETAG, SIZE_BYTES, ROW_COUNT, LOADED_AT from {audit.fqn} "  # noqa: S608
         "where TARGET_TABLE = ?"
     )
 
@@ -173,4 +174,4 @@ def select_audit(audit: TableRef) -> str:
 def insert_audit(audit: TableRef) -> str:
     names = ", ".join(name for name, _ in AUDIT_COLUMNS)
     marks = ", ".join("?" for _ in AUDIT_COLUMNS)
-    return f"insert into {audit.fqn} ({names}) values ({marks})"
+    return f"insert into {audit.fqn} ({names}) values ({marks})"  # noqa: S608 - binds only
