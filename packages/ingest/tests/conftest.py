@@ -39,7 +39,9 @@ class RecordingProducer:
     def partitions_for(self, topic: str) -> set[int]:
         return set(range(self.n_partitions))
 
-    def send(self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None) -> FutureStub:
+    def send(
+        self, topic: str, value: bytes, key: bytes | None = None, partition: int | None = None
+    ) -> FutureStub:
         self.sent.append({"topic": topic, "value": value, "key": key, "partition": partition})
         fail = self.fail_every and len(self.sent) % self.fail_every == 0
         return FutureStub(RuntimeError("broker said no") if fail else None)

@@ -41,7 +41,9 @@ def settings(local_stack: Any, unique_name: Any) -> MarketSettings:
 def read_raw(s3: Any, settings: MarketSettings, stream_dir: str) -> tuple[pa.Table, list[str]]:
     prefix = f"{settings.s3.raw_prefix}/{stream_dir}/"
     keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.s3.bucket, Prefix=prefix):
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.s3.bucket, Prefix=prefix
+    ):
         keys += [o["Key"] for o in page.get("Contents", [])]
     tables = [
         pq.read_table(io.BytesIO(s3.get_object(Bucket=settings.s3.bucket, Key=k)["Body"].read()))
@@ -51,7 +53,9 @@ def read_raw(s3: Any, settings: MarketSettings, stream_dir: str) -> tuple[pa.Tab
 
 
 def _pairs(table: pa.Table) -> set[tuple[str, date]]:
-    return set(zip(table.column("symbol").to_pylist(), table.column("trade_date").to_pylist(), strict=True))
+    return set(
+        zip(table.column("symbol").to_pylist(), table.column("trade_date").to_pylist(), strict=True)
+    )
 
 
 def _reset_group_to_start(settings: MarketSettings, topic: str, group: str) -> None:
@@ -68,7 +72,9 @@ def _reset_group_to_start(settings: MarketSettings, topic: str, group: str) -> N
         c.close(autocommit=False)
 
 
-def test_round_trip_exactly_once_in_raw_even_after_reset(settings: MarketSettings, s3_client: Any) -> None:
+def test_round_trip_exactly_once_in_raw_even_after_reset(
+    settings: MarketSettings, s3_client: Any
+) -> None:
     symbols = benchmark_universe(N_SYMBOLS, seed=3)
     days = trading_days(date(2020, 1, 1), END)[-N_DAYS:]
     start = days[0].astype(date)
@@ -86,22 +92,43 @@ def test_round_trip_exactly_once_in_raw_even_after_reset(settings: MarketSetting
     assert table.num_rows == 10_000
     assert _pairs(table) == expected_pairs
     assert all("/historical/year=" in k for k in keys)
-    closes = dict(zip(zip(table.column("symbol").to_pylist(), table.column("trade_date").to_pylist(), strict=True), table.column("close").to_pylist(), strict=True))
+    closes = dict(
+        zip(
+            zip(
+                table.column("symbol").to_pylist(),
+                table.column("trade_date").to_pylist(),
+                strict=True,
+            ),
+            table.column("close").to_pylist(),
+            strict=True,
+        )
+    )
     for row in expected.sample(50, random_state=1).itertuples():
         assert closes[(row.symbol, row.trade_date.date())] == row.close
 
     _reset_group_to_start(settings, settings.kafka.batch_topic, settings.kafka.batch_group)
     second = consume(settings, "batch", until_caught_up=True, window_rows=1_500)
     again, keys_again = read_raw(s3_client, settings, "historical")
-    assert second.messages == 10_000 and second.objects_written == len(keys), "everything was rewritten"
+    assert second.messages == 10_000 and second.objects_written == len(
+        keys
+    ), "everything was rewritten"
     assert sorted(keys_again) == sorted(keys), "same deterministic keys"
     assert again.num_rows == 10_000 and _pairs(again) == expected_pairs
-    offsets = set(zip(again.column("kafka_partition").to_pylist(), again.column("kafka_offset").to_pylist(), strict=True))
+    offsets = set(
+        zip(
+            again.column("kafka_partition").to_pylist(),
+            again.column("kafka_offset").to_pylist(),
+            strict=True,
+        )
+    )
     assert len(offsets) == 10_000
 
     # A restart without reset re-reads only the provisional tails and changes nothing.
     third = consume(settings, "batch", until_caught_up=True, window_rows=1_500)
-    assert third.messages < 3 * 1_500 and read_raw(s3_client, settings, "historical")[0].num_rows == 10_000
+    assert (
+        third.messages < 3 * 1_500
+        and read_raw(s3_client, settings, "historical")[0].num_rows == 10_000
+    )
 
 
 MALFORMED: list[bytes] = [
@@ -120,10 +147,16 @@ MALFORMED: list[bytes] = [
 
 def test_malformed_messages_go_to_the_dlq(settings: MarketSettings, s3_client: Any) -> None:
     symbols = ["AAPL", "MSFT", "NVDA", "JPM"]
-    frame = SyntheticSource(seed=1).daily_frame(symbols, date(2023, 1, 1), END).assign(schema_version=1)
+    frame = (
+        SyntheticSource(seed=1).daily_frame(symbols, date(2023, 1, 1), END).assign(schema_version=1)
+    )
     valid = validate_frame("daily_bar", frame, now=datetime.now(UTC))
     assert not valid.rejects
-    bad = [MALFORMED[i % len(MALFORMED)] + (b" " * (i // len(MALFORMED)) if MALFORMED[i % len(MALFORMED)] else b"") for i in range(50)]
+    bad = [
+        MALFORMED[i % len(MALFORMED)]
+        + (b" " * (i // len(MALFORMED)) if MALFORMED[i % len(MALFORMED)] else b"")
+        for i in range(50)
+    ]
     bad[-1] = b"x" * 5000  # oversized
     raw = kafka_producer(settings)  # a plain producer: no validation on this path
     topic = settings.kafka.batch_topic
@@ -144,21 +177,62 @@ def test_malformed_messages_go_to_the_dlq(settings: MarketSettings, s3_client: A
     assert table.num_rows == len(valid.payloads)
     assert _pairs(table) == set(zip(frame["symbol"], frame["trade_date"].dt.date, strict=True))
 
-    dlq = kafka_consumer(settings, settings.kafka.dlq_topic, group_id=None, consumer_timeout_ms=10_000)
+    dlq = kafka_consumer(
+        settings, settings.kafka.dlq_topic, group_id=None, consumer_timeout_ms=10_000
+    )
     letters = [json.loads(m.value) for m in dlq]
     dlq.close()
     assert len(letters) == 50
     assert all(letter["reason"] and letter["stage"] == "consumer" for letter in letters)
     assert all(letter["topic"] == topic and letter["offset"] is not None for letter in letters)
-    assert sorted(letter["original"] for letter in letters) == sorted(b.decode("utf-8", "backslashreplace") for b in bad)
+    assert sorted(letter["original"] for letter in letters) == sorted(
+        b.decode("utf-8", "backslashreplace") for b in bad
+    )
 
 
 def test_realtime_session_lands_by_date_and_hour(settings: MarketSettings, s3_client: Any) -> None:
     symbols = ["AAPL", "MSFT"]
-    produced = stream(settings, session_minutes=3, clock="simulated", symbols=symbols, source="synthetic")
+    produced = stream(
+        settings, session_minutes=3, clock="simulated", symbols=symbols, source="synthetic"
+    )
     assert produced.ok and produced.acked == 3 * 60 * len(symbols)
     result = consume(settings, "realtime", until_caught_up=True)
     table, keys = read_raw(s3_client, settings, "realtime")
     assert table.num_rows == produced.acked and result.rows_written == produced.acked
     assert all("/realtime/date=" in k and "/hour=" in k for k in keys)
     assert str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
+
+
+def test_stopping_midway_then_resuming_keeps_rows_exact(
+    settings: MarketSettings, s3_client: Any
+) -> None:
+    symbols = ["AAPL", "MSFT", "NVDA", "JPM", "V"]
+    produced = backfill(
+        settings, start=date(2023, 6, 1), end=END, symbols=symbols, source="synthetic"
+    )
+    assert produced.ok
+    partial = consume(
+        settings,
+        "batch",
+        until_caught_up=False,
+        max_messages=700,
+        window_rows=300,
+        poll_records=200,
+    )
+    assert (
+        partial.stopped_by == "max_messages" and partial.committed
+    ), "durable progress was committed"
+    mid, _ = read_raw(s3_client, settings, "historical")
+    assert 0 < mid.num_rows < produced.acked
+    rest = consume(settings, "batch", until_caught_up=True, window_rows=300)
+    assert rest.stopped_by == "caught_up"
+    table, _ = read_raw(s3_client, settings, "historical")
+    assert table.num_rows == produced.acked
+    offsets = set(
+        zip(
+            table.column("kafka_partition").to_pylist(),
+            table.column("kafka_offset").to_pylist(),
+            strict=True,
+        )
+    )
+    assert len(offsets) == produced.acked

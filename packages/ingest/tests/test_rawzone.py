@@ -7,10 +7,18 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from market_ingest.rawzone import SCHEMAS, object_key, parquet_bytes, split_by_partition, to_table, window_of
+from market_ingest.rawzone import (
+    SCHEMAS,
+    object_key,
+    parquet_bytes,
+    split_by_partition,
+    to_table,
+    window_of,
+)
 from market_ingest.records import validate_frame
 from market_ingest.sources.synthetic import SyntheticSource
 
@@ -23,28 +31,48 @@ def test_window_contains_offset_and_is_aligned(offset: int) -> None:
 
 def test_keys_are_deterministic_and_sort_by_offset() -> None:
     keys = [
-        object_key("raw", "historical", "year=2024", topic="stock-market-batch", partition=2, first=f, last=f + 99)
+        object_key(
+            "raw",
+            "historical",
+            "year=2024",
+            topic="stock-market-batch",
+            partition=2,
+            first=f,
+            last=f + 99,
+        )
         for f in (900, 1000, 100, 0)
     ]
     assert keys[3] == (
-        "raw/historical/year=2024/part-stock-market-batch-p0002-"
-        f"o{0:020d}-{99:020d}.parquet"
+        "raw/historical/year=2024/part-stock-market-batch-p0002-" f"o{0:020d}-{99:020d}.parquet"
     )
     assert sorted(keys) == [keys[3], keys[2], keys[0], keys[1]]
-    again = object_key("raw/", "historical", "year=2024", topic="stock-market-batch", partition=2, first=900, last=999)
+    again = object_key(
+        "raw/",
+        "historical",
+        "year=2024",
+        topic="stock-market-batch",
+        partition=2,
+        first=900,
+        last=999,
+    )
     assert again == keys[0]
 
 
-def _table(stream: str) -> tuple[pd.DataFrame, object]:
+def _table(stream: str) -> tuple[pd.DataFrame, pa.Table]:
     src = SyntheticSource(seed=5)
     now = datetime(2025, 1, 10, tzinfo=UTC)
     if stream == "historical":
-        frame = src.daily_frame(["AAPL", "MSFT"], pd.Timestamp("2022-12-20").date(), pd.Timestamp("2024-01-05").date())
+        frame = src.daily_frame(
+            ["AAPL", "MSFT"], pd.Timestamp("2022-12-20").date(), pd.Timestamp("2024-01-05").date()
+        )
         kind = "daily_bar"
     else:
         from market_ingest.clock import SimulatedClock
 
-        frame = pd.concat(list(src.ticks(["AAPL"], clock=SimulatedClock(now), session_minutes=90)), ignore_index=True)
+        frame = pd.concat(
+            list(src.ticks(["AAPL"], clock=SimulatedClock(now), session_minutes=90)),
+            ignore_index=True,
+        )
         kind = "tick"
     checked = validate_frame(kind, frame.assign(schema_version=1), now=now)  # type: ignore[arg-type]
     n = len(checked.frame)
@@ -65,7 +93,9 @@ def test_historical_split_by_trade_date_year() -> None:
     assert table.schema == SCHEMAS["historical"]
     groups = dict(split_by_partition("historical", table))  # type: ignore[arg-type]
     expected = frame["trade_date"].dt.year.value_counts().to_dict()
-    assert {k: v.num_rows for k, v in groups.items()} == {f"year={y}": n for y, n in expected.items()}
+    assert {k: v.num_rows for k, v in groups.items()} == {
+        f"year={y}": n for y, n in expected.items()
+    }
     back = pq.read_table(io.BytesIO(parquet_bytes(groups["year=2023"])))
     assert back.schema == SCHEMAS["historical"]
     assert {d.year for d in back.column("trade_date").to_pylist()} == {2023}

@@ -54,6 +54,7 @@ def _tick(**overrides: Any) -> dict[str, Any]:
 
 def _oracle(kind: str, row: dict[str, Any], now: datetime) -> str | None:
     """pydantic's verdict on the row's JSON: None if valid, else the reason."""
+
     def default(v: object) -> object:
         return v.isoformat() if hasattr(v, "isoformat") else str(v)
 
@@ -105,7 +106,10 @@ def test_daily_matrix_through_producer(case: str, recording_producer: Any, now: 
 
     data = [m for m in recording_producer.sent if m["topic"] == "t-records"]
     dlq = [m for m in recording_producer.sent if m["topic"] == load_settings().kafka.dlq_topic]
-    assert [json.loads(m["value"])["symbol"] for m in data] == ["MSFT", "BRK.B"], "valid neighbours are sent"
+    assert [json.loads(m["value"])["symbol"] for m in data] == [
+        "MSFT",
+        "BRK.B",
+    ], "valid neighbours are sent"
     assert len(dlq) == 1 and result.dead_lettered == 1, "exactly the bad row is dead-lettered"
     letter = json.loads(dlq[0]["value"])
     expected_reason = _oracle("daily_bar", rows[1], now)
@@ -277,7 +281,12 @@ def test_consumer_decode_verdicts_equal_pydantic(now: datetime) -> None:
 
 
 def test_ticks_encode_and_decode_agree(now: datetime) -> None:
-    frame = pd.DataFrame([_tick(ts=pd.Timestamp("2024-06-03T14:30:00Z") + pd.Timedelta(seconds=i), price=100 + i) for i in range(50)])
+    frame = pd.DataFrame(
+        [
+            _tick(ts=pd.Timestamp("2024-06-03T14:30:00Z") + pd.Timedelta(seconds=i), price=100 + i)
+            for i in range(50)
+        ]
+    )
     checked = validate_frame("tick", frame, now=now, universe=UNIVERSE)
     decoded = decode_values("tick", checked.payloads, now=now)
     assert not decoded.rejects

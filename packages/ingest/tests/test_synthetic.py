@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,10 @@ def test_only_trading_days(bars: pd.DataFrame) -> None:
 
 def test_rows_pass_the_contract(bars: pd.DataFrame) -> None:
     checked = validate_frame(
-        "daily_bar", bars.assign(schema_version=1), now=datetime(2024, 1, 2, tzinfo=UTC), universe=SYMBOLS
+        "daily_bar",
+        bars.assign(schema_version=1),
+        now=datetime(2024, 1, 2, tzinfo=UTC),
+        universe=SYMBOLS,
     )
     assert not checked.rejects and len(checked.frame) == len(bars)
 
@@ -69,7 +72,13 @@ def test_chunks_are_date_major(bars: pd.DataFrame) -> None:
 
 def test_known_holidays() -> None:
     # Independent facts from the NYSE calendar.
-    for day in (date(2024, 3, 29), date(2022, 6, 20), date(2021, 12, 24), date(2023, 1, 2), date(2025, 1, 9)):
+    for day in (
+        date(2024, 3, 29),
+        date(2022, 6, 20),
+        date(2021, 12, 24),
+        date(2023, 1, 2),
+        date(2025, 1, 9),
+    ):
         assert not is_trading_day(day), day
     assert is_trading_day(date(2021, 12, 31)), "New Year 2022 (Saturday) is not observed on Friday"
     assert is_trading_day(date(2021, 6, 18)), "Juneteenth only from 2022"
@@ -87,7 +96,9 @@ def test_simulated_ticks_are_fast_deterministic_and_in_the_past() -> None:
     # last completed session is Friday 2024-05-31, opening 13:30 UTC
     assert ticks["ts"].min() == pd.Timestamp("2024-05-31T13:30:00Z")
     assert (ticks["price"] > 0).all() and (ticks["volume"] > 0).all()
-    checked = validate_frame("tick", ticks.assign(schema_version=1), now=now, universe=["AAPL", "MSFT"])
+    checked = validate_frame(
+        "tick", ticks.assign(schema_version=1), now=now, universe=["AAPL", "MSFT"]
+    )
     assert not checked.rejects
 
 

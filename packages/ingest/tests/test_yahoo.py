@@ -43,17 +43,33 @@ def yf_frame(index: pd.DatetimeIndex, *, seed: int = 0, ticker_first: bool = Fal
 
 
 DAILY_INDEX = pd.DatetimeIndex(["2024-05-30", "2024-05-31", "2024-06-03"], name="Date")
-INTRADAY_INDEX = pd.date_range("2024-06-03 09:30", periods=4, freq="1min", tz="America/New_York", name="Datetime")
+INTRADAY_INDEX = pd.date_range(
+    "2024-06-03 09:30", periods=4, freq="1min", tz="America/New_York", name="Datetime"
+)
 
 
 def test_daily_normalisation_maps_every_cell() -> None:
     raw = yf_frame(DAILY_INDEX)
     out = normalise_download(raw, intraday=False)
-    assert list(out.columns) == ["symbol", "trade_date", "open", "high", "low", "close", "volume", "source"]
+    assert list(out.columns) == [
+        "symbol",
+        "trade_date",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "source",
+    ]
     assert len(out) == len(DAILY_INDEX) * len(TICKERS)
     for row in out.itertuples():
         when = pd.Timestamp(row.trade_date)
-        for ours, theirs in (("open", "Open"), ("high", "High"), ("low", "Low"), ("close", "Close")):
+        for ours, theirs in (
+            ("open", "Open"),
+            ("high", "High"),
+            ("low", "Low"),
+            ("close", "Close"),
+        ):
             assert getattr(row, ours) == raw.loc[when, (theirs, row.symbol)]
         assert row.volume == raw.loc[when, ("Volume", row.symbol)]
     assert out["volume"].dtype == np.int64 and (out["source"] == "yfinance").all()
@@ -105,20 +121,26 @@ class Script:
 
 def test_retries_with_exponential_backoff() -> None:
     sleeps: list[float] = []
-    script = Script([YahooRateLimited("429"), YahooUnreachable("dns"), TimeoutError()], yf_frame(DAILY_INDEX))
+    script = Script(
+        [YahooRateLimited("429"), YahooUnreachable("dns"), TimeoutError()], yf_frame(DAILY_INDEX)
+    )
     src = YahooSource(download=script, sleep=sleeps.append, base_delay=1.5, attempts=5)
     frames = list(src.daily_bars(TICKERS, date(2024, 5, 30), date(2024, 6, 3)))
     assert sleeps == [1.5, 3.0, 6.0]
     assert len(frames) == 1 and len(frames[0]) == 6
     call = script.calls[-1]
-    assert call["auto_adjust"] is True and call["end"] == "2024-06-04", "end is exclusive in yfinance"
+    assert (
+        call["auto_adjust"] is True and call["end"] == "2024-06-04"
+    ), "end is exclusive in yfinance"
 
 
 def test_unreachable_raises_a_clear_error() -> None:
     sleeps: list[float] = []
     script = Script([YahooUnreachable("Could not resolve host")] * 10, None)
     src = YahooSource(download=script, sleep=sleeps.append, attempts=4, base_delay=10, max_delay=15)
-    with pytest.raises(SourceUnavailableError, match="yfinance could not reach Yahoo Finance after 4 attempts"):
+    with pytest.raises(
+        SourceUnavailableError, match="yfinance could not reach Yahoo Finance after 4 attempts"
+    ):
         list(src.daily_bars(TICKERS, date(2024, 5, 30), date(2024, 6, 3)))
     assert sleeps == [10, 15, 15]
 
@@ -140,17 +162,26 @@ def _logging_download(message: str) -> Any:
 @pytest.mark.parametrize(
     ("message", "error"),
     [
-        ("['AAPL']: DNSError('Failed to perform, curl: (6) Could not resolve host')", YahooUnreachable),
+        (
+            "['AAPL']: DNSError('Failed to perform, curl: (6) Could not resolve host')",
+            YahooUnreachable,
+        ),
         ("['AAPL']: YFRateLimitError('Too Many Requests. Rate limited.')", YahooRateLimited),
     ],
 )
-def test_yahoo_download_turns_logged_failures_into_errors(message: str, error: type[Exception]) -> None:
+def test_yahoo_download_turns_logged_failures_into_errors(
+    message: str, error: type[Exception]
+) -> None:
     with pytest.raises(error):
         yahoo_download(yf_download=_logging_download(message), tickers=TICKERS)
 
 
 def test_simulated_ticks_emit_the_latest_bars_once() -> None:
     src = YahooSource(download=Script([], yf_frame(INTRADAY_INDEX)), sleep=lambda s: None)
-    frames = list(src.ticks(TICKERS, clock=SimulatedClock(datetime(2024, 6, 3, 20, tzinfo=UTC)), session_minutes=5))
+    frames = list(
+        src.ticks(
+            TICKERS, clock=SimulatedClock(datetime(2024, 6, 3, 20, tzinfo=UTC)), session_minutes=5
+        )
+    )
     assert len(frames) == 1 and len(frames[0]) == len(INTRADAY_INDEX) * len(TICKERS)
     assert list(frames[0].columns) == ["symbol", "ts", "price", "volume", "source"]

@@ -64,7 +64,9 @@ def _bench_frame(records: int, n_symbols: int, end: date) -> Any:
     return symbols, frame.iloc[:records].reset_index(drop=True)
 
 
-def bench_producer(settings: MarketSettings, *, records: int, n_symbols: int, topic: str) -> dict[str, Any]:
+def bench_producer(
+    settings: MarketSettings, *, records: int, n_symbols: int, topic: str
+) -> dict[str, Any]:
     end = date(2025, 12, 31)
     symbols, frame = _bench_frame(records, n_symbols, end)
     frame = frame.assign(schema_version=1)
@@ -177,7 +179,10 @@ def run_bench(
             {"skipped": "--skip-java"}
             if skip_java
             else bench_java_producer(
-                settings, records=records, record_size=int(round(producer["avg_record_bytes"])), topic=theirs
+                settings,
+                records=records,
+                record_size=int(round(producer["avg_record_bytes"])),
+                topic=theirs,
             )
         )
         consumer = bench_consumer(settings, topic=ours, prefix=prefix)
@@ -191,6 +196,8 @@ def run_bench(
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpu_count": os.cpu_count(),
+            # Other work on the machine skews both sides; recorded so runs can be compared.
+            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
             "platform": platform.platform(),
             "python": platform.python_version(),
             "numpy": np.__version__,
@@ -226,12 +233,17 @@ def _verdict(value: float | None, goal: float) -> str:
 
 def render_markdown(report: dict[str, Any]) -> str:
     p, j, c = report["producer"], report["kafka_producer_perf_test"], report["consumer"]
-    java_rate = f"{j['msgs_per_s']:,.0f}" if "msgs_per_s" in j else j.get("skipped") or j.get("error", "n/a")
+    java_rate = (
+        f"{j['msgs_per_s']:,.0f}"
+        if "msgs_per_s" in j
+        else j.get("skipped") or j.get("error", "n/a")
+    )
     ratio = report["producer_ratio"]
     lines = [
         "# Ingest benchmark",
         "",
-        f"{report['date']} · {report['machine']['cpu_count']} cores · {report['machine']['platform']}",
+        f"{report['date']} · {report['machine']['cpu_count']} cores · "
+        f"load {report['machine']['load_avg_1m_at_end']} · {report['machine']['platform']}",
         f"{report['records']:,} records, {report['symbols']} symbols, "
         f"{report['kafka']['partitions']} partitions, acks={report['kafka']['acks']}, "
         f"compression={report['kafka']['compression']}",

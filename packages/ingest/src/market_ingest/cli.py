@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -25,7 +24,14 @@ from market_ingest.universe import InvalidSymbolError, benchmark_universe
 if TYPE_CHECKING:
     from market_ingest.sources import Source
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help=(
+        "Market-data ingestion: backfill, stream, consume, bench. Exit codes: 0 ok, "
+        "1 records/dead letters not acknowledged, 2 usage or source error, 130 interrupted."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
 console = Console(stderr=True)
 
 SymbolsOpt = Annotated[
@@ -60,7 +66,9 @@ def _symbols(settings: MarketSettings, symbols: str | None, universe: int | None
     return [s for s in (symbols or "").split(",") if s.strip()] or list(settings.symbols)
 
 
-def _source(settings: MarketSettings, name: str | None, seed: int, replay: list[Path] | None) -> Source:
+def _source(
+    settings: MarketSettings, name: str | None, seed: int, replay: list[Path] | None
+) -> Source:
     from market_ingest.sources import make_source
 
     return make_source(name or settings.source, seed=seed, replay_paths=replay or [])
@@ -88,8 +96,13 @@ def _finish(summary: dict[str, object], *, ok: bool, interrupted: bool = False) 
 @app.command()
 def backfill(
     years: Annotated[float, typer.Option(help="Years of history ending at --end.")] = 1.0,
-    start: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day (overrides --years).")] = None,
-    end: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last day (default: last completed NYSE session).")] = None,
+    start: Annotated[
+        datetime | None, typer.Option(formats=["%Y-%m-%d"], help="First day (overrides --years).")
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Last day (default: last completed NYSE session)."),
+    ] = None,
     symbols: SymbolsOpt = None,
     universe: UniverseOpt = None,
     source: SourceOpt = None,
@@ -136,7 +149,10 @@ def backfill(
 @app.command()
 def stream(
     session_minutes: Annotated[int, typer.Option(help="Length of the session to emit.")] = 390,
-    clock: Annotated[str, typer.Option(help="simulated (replay the last session at full speed) | wall (real time).")] = "simulated",
+    clock: Annotated[
+        str,
+        typer.Option(help="simulated (replay the last session at full speed) | wall (real time)."),
+    ] = "simulated",
     symbols: SymbolsOpt = None,
     universe: UniverseOpt = None,
     source: SourceOpt = None,
@@ -172,12 +188,22 @@ def stream(
 
 @app.command()
 def consume(
-    kind: Annotated[str, typer.Argument(help="batch (→ raw/historical) | realtime (→ raw/realtime).")],
-    until_caught_up: Annotated[bool, typer.Option(help="Stop once every assigned partition is at its end offset.")] = False,
+    kind: Annotated[
+        str, typer.Argument(help="batch (→ raw/historical) | realtime (→ raw/realtime).")
+    ],
+    until_caught_up: Annotated[
+        bool, typer.Option(help="Stop once every assigned partition is at its end offset.")
+    ] = False,
     max_seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    max_messages: Annotated[int | None, typer.Option(help="Stop after reading this many messages.")] = None,
-    window_rows: Annotated[int | None, typer.Option(help="Offsets per raw object window (memory bound per partition).")] = None,
-    flush_seconds: Annotated[float, typer.Option(help="Also write the open window this often (freshness).")] = 60.0,
+    max_messages: Annotated[
+        int | None, typer.Option(help="Stop after reading this many messages.")
+    ] = None,
+    window_rows: Annotated[
+        int | None, typer.Option(help="Offsets per raw object window (memory bound per partition).")
+    ] = None,
+    flush_seconds: Annotated[
+        float, typer.Option(help="Also write the open window this often (freshness).")
+    ] = 60.0,
     topic: TopicOpt = None,
     group: Annotated[str | None, typer.Option(help="Override the consumer group.")] = None,
 ) -> None:
@@ -208,15 +234,25 @@ def consume(
 
 @app.command()
 def bench(
-    records: Annotated[int, typer.Option(help="Records to produce (the full benchmark uses 1,000,000).")] = 1_000_000,
+    records: Annotated[
+        int, typer.Option(help="Records to produce (the full benchmark uses 1,000,000).")
+    ] = 1_000_000,
     symbols: Annotated[int, typer.Option(help="Size of the synthetic universe.")] = 500,
-    output: Annotated[Path | None, typer.Option(help="Output path without suffix (default: <repo>/benchmarks/results/ingest).")] = None,
-    skip_java: Annotated[bool, typer.Option(help="Skip Kafka's ProducerPerformance comparison.")] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output path without suffix (default: <repo>/benchmarks/results/ingest)."
+        ),
+    ] = None,
+    skip_java: Annotated[
+        bool, typer.Option(help="Skip Kafka's ProducerPerformance comparison.")
+    ] = False,
 ) -> None:
     """Producer msgs/s vs kafka-producer-perf-test, and consumer → object store rows/s."""
     from market_ingest.bench import run_bench
 
     settings = _settings()
-    report = run_bench(settings, records=records, n_symbols=symbols, output=output, skip_java=skip_java)
+    report = run_bench(
+        settings, records=records, n_symbols=symbols, output=output, skip_java=skip_java
+    )
     typer.echo(json.dumps(report, indent=2, default=str))
-

@@ -45,7 +45,6 @@ from market_common.settings import MarketSettings
 from market_ingest.errors import RawWriteError
 from market_ingest.rawzone import (
     STREAM_KIND,
-    RawObject,
     Stream,
     object_key,
     parquet_bytes,
@@ -122,6 +121,7 @@ class RawZoneConsumer:
         group: str | None = None,
         window_rows: int | None = None,
         flush_seconds: float = 60.0,
+        poll_records: int = 20_000,
         max_record_bytes: int = MAX_RECORD_BYTES,
         s3: Any = None,
         consumer: Any = None,
@@ -138,6 +138,7 @@ class RawZoneConsumer:
         self.group = group or (k.batch_group if kind == "batch" else k.realtime_group)
         self.window_rows = window_rows or DEFAULT_WINDOW_ROWS[kind]
         self.flush_seconds = flush_seconds
+        self.poll_records = poll_records
         self.max_record_bytes = max_record_bytes
         self.now = now
         self.stop = stop or threading.Event()
@@ -152,7 +153,7 @@ class RawZoneConsumer:
             group_id=self.group,
             # Larger fetches: kafka-python's per-request overhead dominates otherwise.
             max_partition_fetch_bytes=8 * 1024 * 1024,
-            max_poll_records=20_000,
+            max_poll_records=poll_records,
         )
         self.partitions: dict[int, _PartitionState] = {}
         self.result = ConsumeResult(kind=kind, topic=self.topic, group=self.group)
@@ -380,7 +381,7 @@ class RawZoneConsumer:
         stopped_by = "signal"
         try:
             while not self.stop.is_set():
-                batch = self.consumer.poll(timeout_ms=500)
+                batch = self.consumer.poll(timeout_ms=500, max_records=self.poll_records)
                 ingested_at = self.now()
                 # Records fetched before a rewind are read again after it.
                 fresh = self._adopt_assigned() if self._pending else set()
@@ -433,7 +434,8 @@ def consume(
     """Run one raw-zone consumer (``kind`` = ``batch`` or ``realtime``) to a stop condition.
 
     ``options`` go to :class:`RawZoneConsumer` (``topic``, ``group``, ``window_rows``,
-    ``flush_seconds``, injected ``s3``/``consumer``/``dlq_producer``, ``now``).
+    ``flush_seconds``, ``poll_records``, injected ``s3``/``consumer``/``dlq_producer``,
+    ``now``). ``max_messages`` is checked after each poll batch (up to ``poll_records``).
     """
     runner = RawZoneConsumer(settings, kind, stop=stop, **options)
     return runner.run(

@@ -19,9 +19,5 @@ class ReplayInputError(IngestError):
     """Replay files are missing or not readable as CSV/Parquet."""
 
 
-class DeliveryError(IngestError):
-    """Kafka did not acknowledge some records (see the result's ``failed`` count)."""
-
-
 class RawWriteError(IngestError):
     """An object could not be written to the raw zone; offsets were not committed."""

@@ -172,7 +172,11 @@ class RecordProducer:
             self.producer.send(
                 self.dlq_topic,
                 value=dead_letter_json(
-                    reject, kind=self.kind, stage="producer", source=self.source_name, topic=self.topic
+                    reject,
+                    kind=self.kind,
+                    stage="producer",
+                    source=self.source_name,
+                    topic=self.topic,
                 ),
             ).add_errback(self._on_dlq_error)
         res.dead_lettered += len(checked.rejects)
@@ -231,12 +235,22 @@ def backfill(
     the source is exhausted or ``stop`` is set; the result is flushed and counted.
     """
     syms = _symbols(settings, symbols)
-    src = source if not isinstance(source, str | None) else make_source(source or settings.source, seed=seed)
+    src = (
+        source
+        if not isinstance(source, str | None)
+        else make_source(source or settings.source, seed=seed)
+    )
     first, last = backfill_window(years=years, start=start, end=end, now=now())
     if on_total is not None:
         on_total(len(trading_days(first, last)) * len(syms))
     out = RecordProducer(
-        settings, "daily_bar", source_name=src.name, topic=topic, universe=syms, producer=producer, now=now
+        settings,
+        "daily_bar",
+        source_name=src.name,
+        topic=topic,
+        universe=syms,
+        producer=producer,
+        now=now,
     )
     interrupted = False
     log.info(
@@ -278,11 +292,21 @@ def stream(
     ``clock="wall"`` emits in real time from now on.
     """
     syms = _symbols(settings, symbols)
-    src = source if not isinstance(source, str | None) else make_source(source or settings.source, seed=seed)
+    src = (
+        source
+        if not isinstance(source, str | None)
+        else make_source(source or settings.source, seed=seed)
+    )
     if isinstance(clock, str):
         clock = WallClock() if clock == "wall" else SimulatedClock(now())
     out = RecordProducer(
-        settings, "tick", source_name=src.name, topic=topic, universe=syms, producer=producer, now=now
+        settings,
+        "tick",
+        source_name=src.name,
+        topic=topic,
+        universe=syms,
+        producer=producer,
+        now=now,
     )
     interrupted = False
     try:

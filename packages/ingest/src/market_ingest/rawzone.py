@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -134,7 +133,9 @@ def to_table(
     cols["kafka_topic"] = pa.array(np.full(n, topic, dtype=object), pa.string())
     cols["kafka_partition"] = pa.array(np.full(n, partition, dtype=np.int32), pa.int32())
     cols["kafka_offset"] = pa.array(offsets, pa.int64())
-    cols["kafka_timestamp"] = pa.array(timestamps_ms.astype("datetime64[ms]").astype("datetime64[us]"), _UTC_US)
+    cols["kafka_timestamp"] = pa.array(
+        timestamps_ms.astype("datetime64[ms]").astype("datetime64[us]"), _UTC_US
+    )
     stamp = np.datetime64(ingested_at.replace(tzinfo=None), "us")
     cols["ingested_at"] = pa.array(np.full(n, stamp), _UTC_US)
     return pa.Table.from_pydict(cols, schema=SCHEMAS[stream])
@@ -164,10 +165,3 @@ def parquet_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="snappy", use_dictionary=True)
     return sink.getvalue()
-
-
-@dataclass(frozen=True)
-class RawObject:
-    key: str
-    rows: int
-    size: int

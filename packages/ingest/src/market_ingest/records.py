@@ -144,7 +144,7 @@ def empty_frame(kind: Kind, index: pd.Index | None = None) -> pd.DataFrame:
 def _is_str_array(values: pd.Series) -> np.ndarray:
     if pd.api.types.infer_dtype(values, skipna=False) == "string":
         return np.ones(len(values), dtype=bool)
-    return np.fromiter((type(v) is str for v in values), dtype=bool, count=len(values))
+    return np.fromiter((isinstance(v, str) for v in values), dtype=bool, count=len(values))
 
 
 def _canon_int(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -157,7 +157,9 @@ def _canon_int(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
         v = s.to_numpy(dtype="float64", na_value=np.nan)
         ok = np.isfinite(v) & (v == np.trunc(v)) & (np.abs(v) < 2**53)
         return pd.Series(np.where(ok, v, 0).astype("int64"), index=s.index), ~ok
-    ok = np.fromiter((type(v) is int for v in s), dtype=bool, count=n)
+    ok = np.fromiter(
+        (isinstance(v, int) and not isinstance(v, bool) for v in s), dtype=bool, count=n
+    )
     out = np.zeros(n, dtype="int64")
     if ok.any():
         vals = s[ok].to_numpy()
@@ -181,7 +183,9 @@ def _canon_float(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
             else np.zeros(n, dtype=bool)
         )
         return pd.Series(v, index=s.index), slow
-    ok = np.fromiter((type(v) in (float, int) for v in s), dtype=bool, count=n)
+    ok = np.fromiter(
+        (isinstance(v, float | int) and not isinstance(v, bool) for v in s), dtype=bool, count=n
+    )
     out = np.zeros(n)
     if ok.any():
         out[ok] = s[ok].to_numpy().astype("float64")
@@ -224,7 +228,6 @@ def _canon_date(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
 
 
 def _canon_ts(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    n = len(s)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         d = s.dt.tz_convert("UTC")
     elif pd.api.types.is_datetime64_dtype(s.dtype):

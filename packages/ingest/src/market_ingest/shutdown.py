@@ -28,7 +28,9 @@ def stop_on_signals(stop: threading.Event | None = None) -> Iterator[threading.E
     def handler(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
             raise KeyboardInterrupt  # second signal: the user really means it
-        log.warning("signal received, finishing cleanly", extra={"signal": signal.Signals(signum).name})
+        log.warning(
+            "signal received, finishing cleanly", extra={"signal": signal.Signals(signum).name}
+        )
         stop.set()
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}

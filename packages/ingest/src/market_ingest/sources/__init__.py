@@ -28,9 +28,7 @@ SOURCE_NAMES = ("synthetic", "yfinance", "replay")
 class Source(Protocol):
     name: str
 
-    def daily_bars(
-        self, symbols: Sequence[str], start: date, end: date
-    ) -> Iterator[pd.DataFrame]:
+    def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> Iterator[pd.DataFrame]:
         """Daily bars for trading days in ``[start, end]``, date-major chunks."""
         ...
 

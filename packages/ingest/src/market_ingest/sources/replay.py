@@ -70,9 +70,7 @@ class ReplaySource:
             for i in range(0, len(frame), self.chunk_rows):
                 yield frame.iloc[i : i + self.chunk_rows].reset_index(drop=True)
 
-    def daily_bars(
-        self, symbols: Sequence[str], start: date, end: date
-    ) -> Iterator[pd.DataFrame]:
+    def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> Iterator[pd.DataFrame]:
         """Daily rows within ``[start, end]`` (rows whose date does not parse are kept for
         the contract to reject). Symbols are not filtered: unknown ones go to the DLQ."""
         lo, hi = pd.Timestamp(start), pd.Timestamp(end)

@@ -146,9 +146,7 @@ class SyntheticSource:
             }
         )
 
-    def daily_bars(
-        self, symbols: Sequence[str], start: date, end: date
-    ) -> Iterator[pd.DataFrame]:
+    def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> Iterator[pd.DataFrame]:
         frame = self.daily_frame(symbols, start, end)
         rows = self.chunk_days * max(len(symbols), 1)
         for i in range(0, len(frame), rows):
@@ -177,7 +175,7 @@ class SyntheticSource:
         prev_day = previous_trading_day(start.astimezone(NEW_YORK).date())
         prev = self.daily_frame(symbols, prev_day, prev_day)
         last_close = (
-            prev.groupby("symbol", sort=False)["close"].last().reindex(symbols).to_numpy()
+            prev.groupby("symbol", sort=False)["close"].last().reindex(list(symbols)).to_numpy()
         )
         params = [symbol_params(s, self.seed) for s in symbols]
         sigma = np.array([p.sigma for p in params])

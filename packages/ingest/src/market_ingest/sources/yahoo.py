@@ -33,7 +33,13 @@ log = get_logger(__name__)
 
 Download = Callable[..., pd.DataFrame | None]
 
-_PRICE_COLUMNS = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Volume": "volume"}
+_PRICE_COLUMNS = {
+    "Open": "open",
+    "High": "high",
+    "Low": "low",
+    "Close": "close",
+    "Volume": "volume",
+}
 _RATE_LIMIT_MARKERS = ("rate limit", "too many requests", "yfratelimiterror", "429")
 _NETWORK_MARKERS = (
     "could not resolve host", "failed to perform", "dnserror", "timed out", "timeout",
@@ -79,7 +85,7 @@ def yahoo_download(*, yf_download: Download | None = None, **kwargs: Any) -> pd.
     try:
         from yfinance.exceptions import YFRateLimitError
     except ImportError:  # older yfinance
-        YFRateLimitError = YahooRateLimited  # noqa: N806
+        YFRateLimitError = YahooRateLimited
 
     capture = _Capture()
     yf_log = logging.getLogger("yfinance")
@@ -123,8 +129,10 @@ def normalise_download(frame: pd.DataFrame | None, *, intraday: bool) -> pd.Data
     stacked.index = stacked.index.set_names(["when", "symbol"])
     missing = [c for c in _PRICE_COLUMNS if c not in stacked.columns]
     if missing:
-        raise SourceDataError(f"yfinance frame lacks columns {missing}; got {list(stacked.columns)}")
-    out = stacked[list(_PRICE_COLUMNS)].rename(columns=_PRICE_COLUMNS).reset_index()
+        raise SourceDataError(
+            f"yfinance frame lacks columns {missing}; got {list(stacked.columns)}"
+        )
+    out = pd.DataFrame(stacked[list(_PRICE_COLUMNS)]).rename(columns=_PRICE_COLUMNS).reset_index()
     out = out.dropna(subset=["open", "high", "low", "close"], how="all")
     when = pd.DatetimeIndex(out["when"])
     if intraday:
@@ -219,13 +227,16 @@ class YahooSource:
             "query2.finance.yahoo.com, wait out a rate limit, or use --source synthetic."
         )
 
-    def daily_bars(
-        self, symbols: Sequence[str], start: date, end: date
-    ) -> Iterator[pd.DataFrame]:
+    def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> Iterator[pd.DataFrame]:
         for i in range(0, len(symbols), self.tickers_per_call):
             chunk = symbols[i : i + self.tickers_per_call]
             # yfinance's `end` is exclusive.
-            raw = self._fetch(chunk, start=start.isoformat(), end=(end + timedelta(days=1)).isoformat(), interval="1d")
+            raw = self._fetch(
+                chunk,
+                start=start.isoformat(),
+                end=(end + timedelta(days=1)).isoformat(),
+                interval="1d",
+            )
             frame = normalise_download(raw, intraday=False)
             if frame.empty:
                 log.warning("yfinance returned no daily bars", extra={"symbols": len(chunk)})
@@ -235,7 +246,12 @@ class YahooSource:
         """Today's 1-minute bars (regular session) of ``symbols`` as ticks (price = close)."""
         frames = [
             normalise_download(
-                self._fetch(symbols[i : i + self.tickers_per_call], period="1d", interval="1m", prepost=False),
+                self._fetch(
+                    symbols[i : i + self.tickers_per_call],
+                    period="1d",
+                    interval="1m",
+                    prepost=False,
+                ),
                 intraday=True,
             )
             for i in range(0, len(symbols), self.tickers_per_call)
@@ -262,11 +278,11 @@ class YahooSource:
                 last_seen = bars["symbol"].map(seen).astype("datetime64[ns, UTC]")
                 fresh = bars[last_seen.isna() | (bars["ts"] > last_seen)]
                 if not fresh.empty:
-                    seen.update(fresh.groupby("symbol")["ts"].max().to_dict())
+                    latest = fresh.groupby("symbol")["ts"].max()
+                    seen.update({str(k): v for k, v in latest.items()})
                     yield fresh.reset_index(drop=True)
             if not clock.paced or clock.now() >= deadline or (stop is not None and stop.is_set()):
                 return
             clock.sleep_until(clock.now() + timedelta(seconds=self.poll_seconds), stop)
             if stop is not None and stop.is_set():
                 return
-
