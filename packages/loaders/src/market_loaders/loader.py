@@ -10,6 +10,10 @@ transaction (it rewrites MERGE into several statements, one of them DDL), and th
 the same for Snowflake and the emulator. The MERGE only writes rows whose values differ, so it
 is idempotent; the audit row of a file is written *after* its MERGE. A loader killed between
 the two leaves the file unaudited, and the next run re-merges it with no visible change.
+
+Other fakesnow limits the SQL stays clear of: no bind parameters inside MERGE (the load
+timestamp travels in the staged file instead), no COPY INTO a temporary table (hence a
+transient staging table, dropped afterwards), no DROP STAGE (the stage is temporary).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every database/schema/table/column name goes through ``validate_identifier`` (vi
 :class:`TableRef` and :class:`~market_loaders.datasets.Column`), and every *value* is a bind
 parameter (``?``, qmark style) or travels inside the staged Parquet files, so no data ever
 becomes SQL text. The statements stay in the subset that both Snowflake and the fakesnow
-emulator run identically (see the package README section in the report).
+emulator run identically (fakesnow limits are listed in market_loaders.loader).
 """
 
 from __future__ import annotations
