@@ -194,13 +194,17 @@ def snowflake_connection(
     database: str | None = None,
     schema: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    **connect_overrides: Any,
 ) -> SnowflakeConnection:
-    """Connect with retries on transient errors; auth failures raise at once."""
+    """Connect with retries on transient errors; auth failures raise at once.
+
+    ``connect_overrides`` go to ``snowflake.connector.connect`` as-is (e.g. ``paramstyle``).
+    """
     import snowflake.connector
     from snowflake.connector import errors
 
     sf = _snowflake(settings)
-    kwargs = snowflake_connect_kwargs(sf, database=database, schema=schema)
+    kwargs = snowflake_connect_kwargs(sf, database=database, schema=schema) | connect_overrides
     delay = 0.5
     last: Exception | None = None
     for attempt in range(1, sf.connect_retries + 1):

@@ -243,8 +243,10 @@ def _apply(
     work_dir: Path | None,
 ) -> None:
     audit = target.sibling(settings.snowflake.audit_table)
-    conn = connect(settings, database=target.database, schema=target.schema, sleep=sleep)
-    use_qmark(conn)
+    # qmark: values are bound server-side and executemany sends one array-bound request.
+    conn = connect(
+        settings, database=target.database, schema=target.schema, sleep=sleep, paramstyle="qmark"
+    )
     try:
         cur = conn.cursor()
         ensure_tables(cur, dataset, target, audit)
@@ -268,15 +270,6 @@ def _apply(
                 result.files_loaded = len(staged.files)
     finally:
         conn.close()
-
-
-def use_qmark(conn: Any) -> None:
-    """Bind values server-side (qmark) and let ``executemany`` send one array-bound request.
-
-    ``market_common.clients.snowflake_connection`` has no ``paramstyle`` argument yet, so the
-    connection's attribute is set right after connecting (it is read per statement).
-    """
-    conn._paramstyle = "qmark"
 
 
 def execute(cur: Any, statement: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
