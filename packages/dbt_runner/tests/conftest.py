@@ -19,7 +19,7 @@ from market_dbt.runner import DbtProject, DbtRunner, find_project_dir
 
 # Outside Pants (plain pytest in importlib mode) the sibling helper module is not on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
-from market_dbt_sample_data import (  # noqa: E402
+from market_dbt_sample_data import (
     daily_bars,
     load_sources,
     realtime_windows,
@@ -56,6 +56,10 @@ class Fakesnow:
             cursor.execute(sql)
             columns = [c[0].lower() for c in cursor.description]
             return pd.DataFrame(cursor.fetchall(), columns=columns)
+
+    def table(self, relation: str) -> pd.DataFrame:
+        """All rows of a relation named by the test itself (no user input)."""
+        return self.query(f"select * from {relation}")  # noqa: S608
 
 
 @dataclass(frozen=True)

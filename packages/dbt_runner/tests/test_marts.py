@@ -38,15 +38,25 @@ def wilder_rsi(close: pd.Series, period: int = 14) -> tuple[pd.Series, pd.Series
             avg_loss[i] = (avg_loss[i - 1] * (period - 1) + losses[i]) / period
     with np.errstate(divide="ignore", invalid="ignore"):
         rsi = np.where(
-            avg_loss == 0, np.where(avg_gain == 0, 50.0, 100.0), 100 - 100 / (1 + avg_gain / avg_loss)
+            avg_loss == 0,
+            np.where(avg_gain == 0, 50.0, 100.0),
+            100 - 100 / (1 + avg_gain / avg_loss),
         )
     rsi[np.isnan(avg_gain)] = np.nan
-    return pd.Series(avg_gain, close.index), pd.Series(avg_loss, close.index), pd.Series(rsi, close.index)
+    return (
+        pd.Series(avg_gain, close.index),
+        pd.Series(avg_loss, close.index),
+        pd.Series(rsi, close.index),
+    )
 
 
 def label(conditions: list[tuple[pd.Series, str]], default: str) -> pd.Series:
     return pd.Series(
-        np.select([c.fillna(False).to_numpy(bool) for c, _ in conditions], [v for _, v in conditions], default),
+        np.select(
+            [c.fillna(False).to_numpy(bool) for c, _ in conditions],
+            [v for _, v in conditions],
+            default,
+        ),
         index=conditions[0][0].index,
     )
 
@@ -79,7 +89,9 @@ def expected_performance(daily: pd.DataFrame, tickers: pd.DataFrame) -> pd.DataF
         _, _, out["rsi_14"] = wilder_rsi(close)
         out["high_52w"] = out["high_price"].rolling(252, min_periods=252).max()
         out["low_52w"] = out["low_price"].rolling(252, min_periods=252).min()
-        out["pct_of_52w_range"] = 100 * (close - out["low_52w"]) / (out["high_52w"] - out["low_52w"])
+        out["pct_of_52w_range"] = (
+            100 * (close - out["low_52w"]) / (out["high_52w"] - out["low_52w"])
+        )
         sign = tolerant_sign(out["sma_20d"] - out["sma_50d"])
         prev_sign = sign.shift()
         out["ma_cross_signal"] = label(
@@ -126,7 +138,9 @@ def expected_daily_summary(perf: pd.DataFrame) -> pd.DataFrame:
                 "unchanged": int((ret == 0).sum()),
                 "avg_return_pct": ret.mean(),
                 "top_gainer_symbol": gainer["symbol"].iloc[0] if len(gainer) else None,
-                "top_gainer_return_pct": gainer["daily_return_pct"].iloc[0] if len(gainer) else np.nan,
+                "top_gainer_return_pct": (
+                    gainer["daily_return_pct"].iloc[0] if len(gainer) else np.nan
+                ),
                 "top_loser_symbol": loser["symbol"].iloc[0] if len(loser) else None,
                 "top_loser_return_pct": loser["daily_return_pct"].iloc[0] if len(loser) else np.nan,
                 "total_volume": day["volume"].sum(),
@@ -177,7 +191,9 @@ def expected_realtime(realtime: pd.DataFrame, tickers: pd.DataFrame) -> pd.DataF
         [(vol.isna(), "UNKNOWN"), (vol < VOL_LOW, "LOW"), (vol < VOL_NORMAL, "NORMAL"),
          (vol < VOL_ELEVATED, "ELEVATED")], "HIGH",
     )  # fmt: skip
-    rt["is_volume_spike"] = (rt["volume_15m"] > SPIKE_MULTIPLIER * rt["baseline_volume_15m"]).fillna(False)
+    rt["is_volume_spike"] = (
+        rt["volume_15m"] > SPIKE_MULTIPLIER * rt["baseline_volume_15m"]
+    ).fillna(False)
     rt["alert_count"] = (
         rt["momentum_signal"].isin(["BULLISH", "BEARISH"]).astype(int)
         + rt["volatility_regime"].isin(["ELEVATED", "HIGH"]).astype(int)
@@ -220,7 +236,9 @@ def assert_matches(actual: pd.DataFrame, expected: pd.DataFrame, keys: list[str]
         else:
             got_o = got.astype(object).where(got.notna(), None).tolist()
             want_o = want.astype(object).where(want.notna(), None).tolist()
-            diffs = [(i, g, w) for i, (g, w) in enumerate(zip(got_o, want_o, strict=True)) if g != w]
+            diffs = [
+                (i, g, w) for i, (g, w) in enumerate(zip(got_o, want_o, strict=True)) if g != w
+            ]
             assert not diffs, f"{column}: {len(diffs)} values differ, e.g. {diffs[:3]}"
 
 
@@ -239,7 +257,7 @@ def performance(source_data: SourceData, tickers: pd.DataFrame) -> pd.DataFrame:
 def test_stock_performance_matches_pandas(
     prod_runner: DbtRunner, fakesnow: Fakesnow, performance: pd.DataFrame
 ) -> None:
-    mart = fakesnow.query(f"select * from {ANALYTICS}.MART_STOCK_PERFORMANCE")
+    mart = fakesnow.table(f"{ANALYTICS}.MART_STOCK_PERFORMANCE")
     assert mart["sma_50d"].notna().any() and mart["high_52w"].notna().any(), "windows never fill"
     assert_matches(mart, performance, ["symbol", "trade_date"])
 
@@ -247,7 +265,7 @@ def test_stock_performance_matches_pandas(
 def test_daily_summary_matches_pandas(
     prod_runner: DbtRunner, fakesnow: Fakesnow, performance: pd.DataFrame
 ) -> None:
-    mart = fakesnow.query(f"select * from {ANALYTICS}.MART_DAILY_SUMMARY")
+    mart = fakesnow.table(f"{ANALYTICS}.MART_DAILY_SUMMARY")
     assert mart["unchanged"].astype(int).sum() > 0, "dataset should contain unchanged closes"
     assert_matches(mart, expected_daily_summary(performance), ["trade_date"])
 
@@ -255,7 +273,7 @@ def test_daily_summary_matches_pandas(
 def test_realtime_signals_match_pandas(
     prod_runner: DbtRunner, fakesnow: Fakesnow, source_data: SourceData, tickers: pd.DataFrame
 ) -> None:
-    mart = fakesnow.query(f"select * from {ANALYTICS}.MART_REALTIME_SIGNALS")
+    mart = fakesnow.table(f"{ANALYTICS}.MART_REALTIME_SIGNALS")
     expected = expected_realtime(source_data.realtime, tickers)
     assert expected["is_volume_spike"].any() and expected["is_multi_signal_alert"].any()
     assert set(expected["volatility_regime"]) >= {"LOW", "NORMAL", "ELEVATED", "HIGH"}

@@ -39,9 +39,9 @@ def test_slim_ci_builds_modified_model_and_children_only(
         r["compiled_code"] for r in result.build.results
         if r["unique_id"] == "model.market.mart_stock_performance"
     )  # fmt: skip
-    assert "STOCKMARKETBATCH.STAGING.stg_daily_stock_metrics" in compiled, (
-        "the unmodified staging parent is read from prod (deferred)"
-    )
+    assert (
+        "STOCKMARKETBATCH.STAGING.stg_daily_stock_metrics" in compiled
+    ), "the unmodified staging parent is read from prod (deferred)"
     assert "STOCKMARKETBATCH.REFERENCE.sp500_tickers" in compiled, "seed deferred to prod"
     schemas = fakesnow.query("select schema_name from STOCKMARKETBATCH.information_schema.schemata")
     assert f"PR_{PR}" not in set(schemas["schema_name"].str.upper()), "PR schema dropped"

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from market_common.settings import load_settings
-
 from market_dbt.docs import export_docs
 from market_dbt.errors import DbtError
 from market_dbt.runner import DbtRunner

@@ -23,13 +23,12 @@ def _relation(node: dict[str, Any]) -> str | None:
 def model_docs(manifest: dict[str, Any]) -> dict[str, Any]:
     """``{"models": {name: {...}}, "sources": {...}, "seeds": {...}}`` from a manifest dict."""
     exported: dict[str, dict[str, Any]] = {f"{t}s": {} for t in EXPORTED_TYPES}
+    project = manifest.get("metadata", {}).get("project_name")
     nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
     for node in nodes.values():
         kind = node.get("resource_type")
-        if kind not in EXPORTED_TYPES or node.get("package_name") != manifest["metadata"].get(
-            "project_name", node.get("package_name")
-        ):
-            continue
+        if kind not in EXPORTED_TYPES or (project and node.get("package_name") != project):
+            continue  # tests, macros and installed packages are not schema context
         name = f"{node['source_name']}.{node['name']}" if kind == "source" else node["name"]
         exported[f"{kind}s"][name] = {
             "relation": _relation(node),

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from market_common.settings import MarketSettings
-
 from market_dbt.errors import DbtProjectNotFoundError, DbtRunError, NodeFailure
 
 PROJECT_FILE = "dbt_project.yml"
@@ -147,7 +146,9 @@ class DbtRunner:
             argv += ["--target", self.project.target]
         for name in RESULT_FILES:  # never report a previous run's results as ours
             (self.project.target_dir / name).unlink(missing_ok=True)
-        ok, detail = self._run_subprocess(argv) if self.mode == "subprocess" else self._run_inprocess(argv)
+        ok, detail = (
+            self._run_subprocess(argv) if self.mode == "subprocess" else self._run_inprocess(argv)
+        )
         artifact = self._read_artifact()
         if not ok and check:
             raise DbtRunError(command, _failures(artifact), detail)

@@ -31,9 +31,7 @@ class SlimCiResult:
     @property
     def built_nodes(self) -> list[str]:
         """Models and seeds that were built (not tests)."""
-        return [
-            uid for uid in self.build.unique_ids() if uid.split(".")[0] in {"model", "seed"}
-        ]
+        return [uid for uid in self.build.unique_ids() if uid.split(".")[0] in {"model", "seed"}]
 
 
 def run_slim_ci(
@@ -54,6 +52,8 @@ def run_slim_ci(
         )  # fmt: skip
     finally:
         if not keep_schema:
-            runner.invoke("run-operation", "drop_ci_schema", "--args", json.dumps({"schema": schema}))
+            runner.invoke(
+                "run-operation", "drop_ci_schema", "--args", json.dumps({"schema": schema})
+            )
             dropped = True
     return SlimCiResult(schema=schema, build=build, dropped=dropped)
