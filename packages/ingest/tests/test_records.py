@@ -257,6 +257,9 @@ def _wire_variants(rows: list[dict[str, Any]]) -> list[bytes]:
         json.dumps(good, indent=2).encode(),  # newlines inside a valid value
         json.dumps({**good, "trade_date": "2024-02-30"}).encode(),
         json.dumps({**good, "trade_date": "2024-05-31T00:00:00"}).encode(),
+        json.dumps({**good, "trade_date": "0000-01-01"}).encode(),
+        json.dumps({**good, "trade_date": "2024-13-01"}).encode(),
+        json.dumps({**good, "trade_date": 20240531}).encode(),
         b'{"schema_version":1,"symbol":"AAPL","trade_date":"2024-05-31","open":NaN}',
         b"\xff\xfe not utf-8",
     ]

@@ -69,7 +69,7 @@ class ConsumeResult:
     topic: str
     group: str
     messages: int = 0
-    rows_written: int = 0
+    rows_written: int = 0  # net rows added to the raw zone (rewrites not double-counted)
     dead_lettered: int = 0
     dlq_failed: int = 0
     objects_written: int = 0
@@ -95,6 +95,7 @@ class _Window:
     tables: list[pa.Table] = field(default_factory=list)
     max_offset: int = -1  # highest offset seen (valid or not)
     dirty: bool = False  # rows/offsets not yet covered by a write
+    written_rows: int = 0  # rows already in the raw zone from this window (provisional)
 
     def table(self) -> pa.Table | None:
         tables = [t for t in self.tables if t.num_rows]
@@ -281,6 +282,9 @@ class RawZoneConsumer:
         table = window.table()
         if table is None:
             return
+        # Rewrites replace earlier provisional objects: count only the new rows.
+        self.result.rows_written += table.num_rows - window.written_rows
+        window.written_rows = table.num_rows
         for hive_path, part in split_by_partition(self.stream, table):
             key = object_key(
                 self.raw_prefix,
@@ -294,7 +298,6 @@ class RawZoneConsumer:
             body = parquet_bytes(part.sort_by("kafka_offset"))
             self._put(key, body)
             self.result.objects_written += 1
-            self.result.rows_written += part.num_rows
             self.result.bytes_written += len(body)
             self.result.keys.append(key)
 

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from market_common.contracts import (
@@ -487,11 +488,13 @@ def _in_ns_range(ts: pd.Timestamp) -> bool:
 
 
 def _arrow_parse(kind: Kind, values: Sequence[bytes]) -> pa.Table | None:
-    if any(b"\n" in v or b"\r" in v or not v.strip() for v in values):
+    joined = b"\n".join(values)
+    # A value with its own line break would shift rows; blank ones vanish (count check).
+    if joined.count(b"\n") != len(values) - 1 or b"\r" in joined:
         return None
     try:
         table = pa_json.read_json(
-            io.BytesIO(b"\n".join(values)),
+            io.BytesIO(joined),
             read_options=pa_json.ReadOptions(use_threads=False, block_size=1 << 24),
             parse_options=pa_json.ParseOptions(
                 explicit_schema=ARROW_WIRE_SCHEMA[kind], unexpected_field_behavior="error"
@@ -499,7 +502,30 @@ def _arrow_parse(kind: Kind, values: Sequence[bytes]) -> pa.Table | None:
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
-    return table if table.num_rows == len(values) else None
+    if table.num_rows != len(values):
+        return None
+    return _arrow_dates(table) if kind == "daily_bar" else table
+
+
+_DATE_MIN, _DATE_MAX = pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D")
+
+
+def _arrow_dates(table: pa.Table) -> pa.Table:
+    """Parse canonical ``YYYY-MM-DD`` in arrow; anything else (or beyond the ns range)
+    becomes null, i.e. goes to the slow path where pydantic judges the original."""
+    col = table.column("trade_date")
+    parsed = pc.strptime(col, format="%Y-%m-%d", unit="s", error_is_null=True)
+    good = pc.and_(
+        pc.match_substring_regex(col, _DATE_RE),
+        pc.and_(
+            pc.greater_equal(parsed, pa.scalar(_DATE_MIN.to_pydatetime(), pa.timestamp("s"))),
+            pc.less_equal(parsed, pa.scalar(_DATE_MAX.to_pydatetime(), pa.timestamp("s"))),
+        ),
+    )
+    parsed = pc.if_else(good, parsed, pa.scalar(None, pa.timestamp("s")))
+    return table.set_column(
+        table.schema.get_field_index("trade_date"), "trade_date", parsed.cast(pa.timestamp("ns"))
+    )
 
 
 def _parse_frame(kind: Kind, values: Sequence[bytes]) -> tuple[pd.DataFrame, np.ndarray]:
@@ -545,12 +571,15 @@ def decode_values(
     """
     now = now or utc_now()
     uni = frozenset(universe) if universe is not None else None
-    small = np.fromiter((len(v) <= max_bytes for v in values), dtype=bool, count=len(values))
+    small = np.fromiter(map(len, values), dtype=np.int64, count=len(values)) <= max_bytes
     # Oversized values are parsed as an empty object: all-null, hence slow, hence judged
     # (and named "oversized") by pydantic on the original bytes.
-    parsed, parse_slow = _parse_frame(
-        kind, [v if fits else b"{}" for v, fits in zip(values, small, strict=True)]
+    to_parse = (
+        values
+        if small.all()
+        else [v if fits else b"{}" for v, fits in zip(values, small, strict=True)]
     )
+    parsed, parse_slow = _parse_frame(kind, to_parse)
     canon, slow = canonicalise(kind, parsed.reset_index(drop=True))
     ok = ~(slow | parse_slow | ~small) & check(kind, canon, now=now, universe=uni)
     return _resolve_slow(
