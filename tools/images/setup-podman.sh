@@ -83,6 +83,14 @@ build_base_image() {
   done
   $SUDO chroot "$rootfs" /usr/local/bin/python3.11 -c 'import ssl, sqlite3, lzma, bz2, ctypes, zlib, venv' \
     || die "the copied interpreter cannot import its extension modules inside the image"
+  # Networks that inspect TLS (corporate proxies, CI egress filters) sign with a local CA
+  # that the host trusts through /usr/local/share/ca-certificates: trust it in the image
+  # too, or builds that download (Maven Central for the Spark connectors) fail.
+  if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    log "adding the host's local CA certificates"
+    $SUDO cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
+    $SUDO chroot "$rootfs" update-ca-certificates >&2
+  fi
   $SUDO rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   log "importing as $BASE_IMAGE"
   $SUDO tar -C "$rootfs" -cf - . | $SUDO podman import \

@@ -1,0 +1,100 @@
+-- Least-privilege roles for the market-data platform on Snowflake.
+--
+-- Run once per account as SECURITYADMIN (roles, grants) and SYSADMIN (objects); it is
+-- idempotent (`if not exists`, grants are no-ops when already held).
+--
+--   market_loader       the loaders (market-load): write the raw tables in
+--                       STOCKMARKETBATCH.PUBLIC and STOCKMARKETSTREAM.PUBLIC, nothing else.
+--   market_transformer  dbt (market-dbt, slim CI): read the raw tables, own the schemas it
+--                       builds (STAGING, ANALYTICS, REFERENCE, PR_<n>) in STOCKMARKETBATCH.
+--   market_reader       analysts and BI: read the marts (ANALYTICS) only.
+--
+-- Every role gets its own small warehouse usage; none can create databases, roles or
+-- users. Service users authenticate with key pairs (no passwords), see the end.
+
+use role sysadmin;
+
+create warehouse if not exists market_wh
+warehouse_size = xsmall
+auto_suspend = 60
+auto_resume = true
+initially_suspended = true;
+
+create database if not exists stockmarketbatch;
+create database if not exists stockmarketstream;
+
+use role securityadmin;
+
+create role if not exists market_loader;
+create role if not exists market_transformer;
+create role if not exists market_reader;
+
+-- SYSADMIN owns everything the roles create, so admins keep control of the objects.
+grant role market_loader to role sysadmin;
+grant role market_transformer to role sysadmin;
+grant role market_reader to role sysadmin;
+
+grant usage on warehouse market_wh to role market_loader;
+grant usage on warehouse market_wh to role market_transformer;
+grant usage on warehouse market_wh to role market_reader;
+
+-- Loader: create and write the raw tables (DAILY_STOCK_METRICS, REALTIME_STOCK_ANALYTICS,
+-- LOAD_AUDIT) in the PUBLIC schemas; no access to dbt's schemas.
+grant usage on database stockmarketbatch to role market_loader;
+grant usage on database stockmarketstream to role market_loader;
+grant usage, create table, create stage on schema stockmarketbatch.public
+to role market_loader;
+grant usage, create table, create stage on schema stockmarketstream.public
+to role market_loader;
+grant select, insert, update, delete, truncate on all tables in schema stockmarketbatch.public
+to role market_loader;
+grant select, insert, update, delete, truncate on future tables in schema stockmarketbatch.public
+to role market_loader;
+grant select, insert, update, delete, truncate on all tables in schema stockmarketstream.public
+to role market_loader;
+grant select, insert, update, delete, truncate on future tables in schema stockmarketstream.public
+to role market_loader;
+
+-- Transformer (dbt): read the raw tables, create its own schemas in STOCKMARKETBATCH
+-- (it owns what it creates, so it can replace and drop its models and PR_<n> schemas).
+grant usage on database stockmarketbatch to role market_transformer;
+grant usage on database stockmarketstream to role market_transformer;
+grant create schema on database stockmarketbatch to role market_transformer;
+grant usage on schema stockmarketbatch.public to role market_transformer;
+grant usage on schema stockmarketstream.public to role market_transformer;
+grant select on all tables in schema stockmarketbatch.public to role market_transformer;
+grant select on future tables in schema stockmarketbatch.public to role market_transformer;
+grant select on all tables in schema stockmarketstream.public to role market_transformer;
+grant select on future tables in schema stockmarketstream.public to role market_transformer;
+
+-- Reader: the marts only. ANALYTICS is created here and handed to the transformer (dbt
+-- builds into it as owner); schema-level future grants then cover every table and view
+-- dbt creates there. Raw (PUBLIC) and STAGING stay private to the pipeline.
+use role sysadmin;
+create schema if not exists stockmarketbatch.analytics;
+grant ownership on schema stockmarketbatch.analytics to role market_transformer
+copy current grants;
+use role securityadmin;
+grant usage on database stockmarketbatch to role market_reader;
+grant usage on schema stockmarketbatch.analytics to role market_reader;
+grant select on all tables in schema stockmarketbatch.analytics to role market_reader;
+grant select on future tables in schema stockmarketbatch.analytics to role market_reader;
+grant select on all views in schema stockmarketbatch.analytics to role market_reader;
+grant select on future views in schema stockmarketbatch.analytics to role market_reader;
+
+-- Service users: key-pair authentication only (set RSA_PUBLIC_KEY from the PEM of
+-- `openssl rsa -in rsa_key.p8 -pubout`); the private keys live in the secret stores
+-- (GitHub secret SNOWFLAKE_PRIVATE_KEY for slim CI, the deployment's secret manager).
+create user if not exists market_loader_svc
+    default_role = market_loader
+    default_warehouse = market_wh
+    must_change_password = false
+    comment = 'market-load (loaders); key-pair auth';
+create user if not exists market_dbt_svc
+    default_role = market_transformer
+    default_warehouse = market_wh
+    must_change_password = false
+    comment = 'market-dbt and dbt slim CI; key-pair auth';
+
+grant role market_loader to user market_loader_svc;
+grant role market_transformer to user market_dbt_svc;
