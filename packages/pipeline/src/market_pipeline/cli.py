@@ -1,0 +1,114 @@
+"""``market-pipeline``: the whole platform on one machine with one command.
+
+    market-pipeline run [--years 2] [--symbols AAPL,MSFT] [--source synthetic] ...
+    market-pipeline report [--report-dir report]     # rebuild the report from the marts
+
+Exit codes: 0 ok; 1 a step failed (message names the step and its log); 3 data-quality
+failures (dbt tests failed; the report is still written).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from market_common.logging import configure_logging
+from market_common.settings import load_settings
+
+app = typer.Typer(
+    help="Run the stock-market platform end to end locally and report on it.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+EXIT_FAILED = 1
+EXIT_QUALITY = 3
+
+ReportDir = Annotated[
+    Path, typer.Option(help="Directory for index.html, charts/, digest.txt, schema_context.json.")
+]
+
+
+@app.command()
+def run(
+    years: Annotated[
+        float, typer.Option(min=0.25, help="Years of daily bars to backfill (ending at the last completed session).")
+    ] = 2.0,
+    symbols: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated tickers (default: MARKET_SYMBOLS, else the 10 default tickers)."),
+    ] = None,
+    source: Annotated[
+        str,
+        typer.Option(help="Market-data source: synthetic (offline, seeded) or yfinance (needs Yahoo)."),
+    ] = "synthetic",
+    session_minutes: Annotated[
+        int, typer.Option(min=1, max=390, help="Length of the simulated realtime session (ticks every second per symbol).")
+    ] = 390,
+    report_dir: ReportDir = Path("report"),
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic source (same seed, same data).")] = 42,
+    skip_stack: Annotated[
+        bool,
+        typer.Option("--skip-stack", help="Do not start the local stack; use the endpoints in MARKET_* settings."),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Ignore the run state and redo every step (still idempotent).")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log INFO messages of every component.")] = False,
+) -> None:
+    """Stack → backfill + realtime session → raw → Spark → warehouse → dbt → report.
+
+    Re-running is safe: steps whose inputs did not change are skipped (run state in
+    <state_dir>/pipeline/run_state.json).
+    """
+    from market_ingest.universe import InvalidSymbolError, resolve_symbols
+    from market_pipeline.run import PipelineError, RunOptions, run_pipeline
+    from market_pipeline.summary import print_summary
+
+    configure_logging("INFO" if verbose else "WARNING")
+    if source not in ("synthetic", "yfinance"):
+        raise typer.BadParameter("choose synthetic or yfinance", param_hint="--source")
+    try:
+        chosen = tuple(resolve_symbols(symbols.split(","))) if symbols else None
+    except InvalidSymbolError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--symbols") from exc
+    options = RunOptions(
+        years=years,
+        symbols=chosen,
+        source=source,  # type: ignore[arg-type]  # checked above
+        session_minutes=session_minutes,
+        report_dir=report_dir,
+        seed=seed,
+        skip_stack=skip_stack,
+        force=force,
+    )
+    try:
+        result = run_pipeline(options, console=console)
+    except PipelineError as exc:
+        console.print(f"[red]pipeline failed:[/red] {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
+    print_summary(result, console)
+    if not result.ok:
+        console.print("[red]data-quality checks failed[/red] (see the table above); report written anyway")
+        raise typer.Exit(EXIT_QUALITY)
+
+
+@app.command()
+def report(report_dir: ReportDir = Path("report")) -> None:
+    """Rebuild the report directory from the marts already in the warehouse."""
+    from market_common.clients import snowflake_connection
+    from market_pipeline.report import build_report
+
+    configure_logging("WARNING")
+    settings = load_settings()
+    with snowflake_connection(settings) as conn:
+        paths = build_report(conn, report_dir, database=settings.snowflake.batch_database)
+    console.print(f"report: {paths.index_html}\ndigest: {paths.digest}")
+
+
+if __name__ == "__main__":
+    app()
