@@ -104,7 +104,7 @@ def batch_steps(config: BatchPipelineConfig) -> list[Step]:
         Step(
             LOAD_HISTORICAL,
             LOAD,
-            ("historical",),
+            ("historical", "--json"),
             timeout=timedelta(minutes=20),
             doc="MERGE processed daily metrics into the batch database.",
         ),
@@ -149,7 +149,7 @@ def streaming_steps(config: StreamingPipelineConfig) -> list[Step]:
         Step(
             LOAD_REALTIME,
             LOAD,
-            ("realtime",),
+            ("realtime", "--json"),
             timeout=timedelta(minutes=10),
             doc="MERGE the new window aggregates into the stream database.",
         ),
