@@ -46,6 +46,45 @@ def spark(spark_settings: MarketSettings) -> Iterator[SparkSession]:
     session.stop()
 
 
+def plant_bad_bars(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Append corrupted copies of valid bars and re-deliveries; return planted reasons."""
+    base = raw.iloc[: 12].copy()
+    planted: list[tuple[str, dict[str, object]]] = [
+        ("null_key", {"symbol": None}),
+        ("null_key", {"trade_date": None}),
+        ("invalid_symbol", {"symbol": "bad sym"}),
+        ("null_value", {"close": np.nan}),
+        ("unsupported_schema_version", {"schema_version": 2}),
+        ("non_finite_price", {"high": np.inf}),
+        ("non_positive_price", {"low": 0.0}),
+        ("non_positive_price", {"open": -1.0, "low": -1.0}),
+        ("high_below_low", {"high": 1.0, "low": 2.0, "open": 1.5, "close": 1.5}),
+        ("open_close_outside_range", {"open": 10_000.0}),
+        ("negative_volume", {"volume": -5}),
+        ("future_trade_date", {"trade_date": date(2030, 1, 2)}),
+    ]
+    bad = []
+    for i, (_, changes) in enumerate(planted):
+        row = base.iloc[i].to_dict() | changes
+        row["kafka_offset"] = 10_000_000 + i
+        bad.append(row)
+    # Re-deliveries: a later ingested_at wins; on equal ingested_at the higher offset wins.
+    later = raw.iloc[20:25].copy()
+    later["close"] = later["low"]
+    later["ingested_at"] = later["ingested_at"] + pd.Timedelta(hours=1)
+    tie = raw.iloc[30:33].copy()
+    tie["close"] = tie["high"]
+    tie["kafka_offset"] = tie["kafka_offset"] + 20_000_000
+    stale = raw.iloc[40:42].copy()
+    stale["close"] = stale["open"]
+    stale["ingested_at"] = stale["ingested_at"] - pd.Timedelta(days=1)
+    out = pd.concat([raw, pd.DataFrame(bad), later, tie, stale], ignore_index=True)
+    counts: dict[str, int] = {}
+    for reason, _ in planted:
+        counts[reason] = counts.get(reason, 0) + 1
+    return out, counts
+
+
 def reference_historical(raw: pd.DataFrame, *, today: date) -> tuple[pd.DataFrame, pd.Series]:
     """(processed rows, quarantine counts by reason) computed with pandas."""
     df = raw.copy()
@@ -130,6 +169,7 @@ def assert_frames_close(actual: pd.DataFrame, expected: pd.DataFrame, keys: list
 @pytest.fixture
 def references() -> dict[str, Callable[..., object]]:
     return {
+        "plant_bad_bars": plant_bad_bars,
         "historical": reference_historical,
         "windows": reference_windows,
         "assert_close": assert_frames_close,

@@ -118,3 +118,45 @@ def tick_json(row: pd.Series | dict) -> bytes:  # type: ignore[type-arg]
         volume=int(row["volume"]),
         source=str(row["source"]),
     ).to_json()
+
+
+def _arrow_schema(kind: str):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    ts = pa.timestamp("us", tz="UTC")
+    if kind == "historical":
+        head = [
+            ("symbol", pa.string()),
+            ("trade_date", pa.date32()),
+            ("open", pa.float64()),
+            ("high", pa.float64()),
+            ("low", pa.float64()),
+            ("close", pa.float64()),
+        ]
+    else:
+        head = [("symbol", pa.string()), ("ts", ts), ("price", pa.float64())]
+    return pa.schema(
+        [
+            *head,
+            ("volume", pa.int64()),
+            ("source", pa.string()),
+            ("schema_version", pa.int32()),
+            ("kafka_topic", pa.string()),
+            ("kafka_partition", pa.int32()),
+            ("kafka_offset", pa.int64()),
+            ("ingested_at", ts),
+        ]
+    )
+
+
+def to_parquet_bytes(frame: pd.DataFrame, kind: str) -> bytes:
+    """Snappy Parquet with the raw zone's Arrow types (µs UTC timestamps), as ingest writes."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, schema=_arrow_schema(kind), preserve_index=False, safe=False)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="snappy")
+    return buf.getvalue()

@@ -1,0 +1,162 @@
+"""Streaming job against the real Kafka broker and MinIO: windows, kill/restart, lateness."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+from market_common.clients import ensure_topics, kafka_producer
+from market_common.settings import MarketSettings
+from pyspark.sql import SparkSession
+
+from market_spark import synthetic
+from market_spark.recompute import run_recompute
+from market_spark.stream import StreamPaths, run_stream
+
+pytestmark = pytest.mark.integration
+START = datetime(2024, 1, 2, 14, 0, tzinfo=UTC)
+WATERMARK = timedelta(minutes=10)
+PER_TRIGGER = 150
+
+
+@pytest.fixture(scope="module")
+def spark_settings(local_stack: Any) -> MarketSettings:
+    return local_stack.settings
+
+
+def _subprocess_env(settings: MarketSettings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["MARKET_STATE_DIR"] = str(settings.stack.state_dir)
+    env["MARKET_KAFKA__BOOTSTRAP_SERVERS"] = settings.kafka.bootstrap_servers
+    env["MARKET_S3__ENDPOINT_URL"] = settings.s3.endpoint_url or ""
+    for name in ("access_key_id", "secret_access_key"):
+        secret = getattr(settings.s3, name)
+        if secret is not None:
+            env[f"MARKET_S3__{name.upper()}"] = secret.get_secret_value()
+    env["MARKET_SPARK__SHUFFLE_PARTITIONS"] = "2"
+    return env
+
+
+def _wait_for_key(s3: Any, bucket: str, key: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"stream subprocess exited early with {proc.returncode}")
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=key)
+        if any(o["Key"] == key for o in listed.get("Contents", [])):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{key} did not appear within {timeout_s}s")
+
+
+def test_stream_survives_sigkill_drops_late_ticks_and_matches_pandas_and_recompute(
+    spark: SparkSession,
+    spark_settings: MarketSettings,
+    s3_client: Any,
+    unique_name: Callable[[str], str],
+    references: dict[str, Callable[..., Any]],
+    tmp_path: Any,
+) -> None:
+    settings = spark_settings
+    bucket = settings.s3.bucket
+    topic = unique_name("ticks")
+    root = f"it/{topic}"
+    ensure_topics(settings, [topic], partitions=1)
+
+    on_time = synthetic.ticks(
+        ["AAPL", "MSFT", "BRK.B"], start=START, count=900, span=timedelta(hours=2), topic=topic
+    )
+    # Late ticks: their 15-minute windows closed long before they arrive (watermark ≥ 14:10
+    # after the first batch), and they lie outside every emitted window's trailing hour.
+    late = on_time.iloc[:5].copy()
+    late["ts"] = [START - timedelta(minutes=m) for m in (59, 58, 50, 40, 33)]
+    late["symbol"] = ["AAPL", "AAPL", "MSFT", "MSFT", "BRK.B"]
+    sentinel = on_time.iloc[:1].copy()
+    sentinel["ts"] = [START + timedelta(hours=3)]
+    bad = [b"{not json", b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:00:00Z","price":-1,"volume":1}']
+    producer = kafka_producer(settings)
+    for frame in (on_time, late, sentinel):
+        for _, row in frame.iterrows():
+            producer.send(topic, key=row["symbol"].encode(), value=synthetic.tick_json(row))
+    for value in bad:
+        producer.send(topic, value=value)
+    producer.flush()
+    producer.close()
+
+    paths = StreamPaths(
+        output=f"s3a://{bucket}/{root}/processed/realtime",
+        quarantine=f"s3a://{bucket}/{root}/quarantine/realtime",
+        checkpoint=f"s3a://{bucket}/{root}/checkpoints/realtime",
+    )
+    cmd = [
+        sys.executable, "-m", "market_spark.cli", "--master", "local[2]", "stream",
+        "--topic", topic, "--max-offsets-per-trigger", str(PER_TRIGGER),
+        "--output", paths.output, "--quarantine", paths.quarantine, "--checkpoint", paths.checkpoint,
+    ]  # fmt: skip
+    log_path = tmp_path / "killed-run.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, env=_subprocess_env(settings), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_for_key(
+                s3_client, bucket, f"{root}/checkpoints/realtime/windows/commits/0", proc, timeout_s=400
+            )
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+    summary = run_stream(settings, spark=spark, topic=topic, paths=paths, run_id="resumed")
+    assert summary.batches >= 1
+
+    out = spark.read.parquet(paths.output).toPandas()  # through _spark_metadata: committed files only
+    for col in ("window_start", "window_end"):
+        out[col] = pd.to_datetime(out[col]).dt.tz_localize("UTC")
+    assert not out.duplicated(["symbol", "window_start"]).any(), "a window was written twice"
+
+    final_watermark = pd.Timestamp(sentinel["ts"].iloc[0]) - WATERMARK
+    assert pd.Timestamp(summary.watermark) == final_watermark
+    expected = references["windows"](pd.concat([on_time, sentinel], ignore_index=True))
+    expected = expected[expected["window_end"] <= final_watermark]
+    references["assert_close"](out.drop(columns="date"), expected, keys=["symbol", "window_start"])
+
+    # Late ticks are absent (no window before 14:00) and counted. Spark counts the rows the
+    # 15-minute aggregation drops *after* partial aggregation: one per (symbol, window) group.
+    assert out["window_start"].min() >= pd.Timestamp(START)
+    late_groups = late.assign(w=late["ts"].dt.floor("15min"))[["symbol", "w"]].drop_duplicates()
+    assert summary.late_rows_dropped == len(late_groups)
+
+    quarantine = spark.read.parquet(paths.quarantine).toPandas()
+    assert sorted(quarantine["reason"]) == ["malformed_json", "non_positive_price"]
+    assert sorted(quarantine["raw_value"]) == sorted(v.decode() for v in bad)
+
+    # The batch recompute over the same ticks in the raw zone gives the same numbers.
+    raw_prefix = f"{root}/raw/realtime"
+    ticks = pd.concat([on_time, sentinel], ignore_index=True)
+    for (day, hour), part in ticks.groupby([ticks["ts"].dt.date, ticks["ts"].dt.hour]):
+        s3_client.put_object(
+            Bucket=bucket,
+            Key=f"{raw_prefix}/date={day}/hour={hour:02d}/part-0.parquet",
+            Body=synthetic.to_parquet_bytes(part, "realtime"),
+        )
+    recomputed_uri = f"s3a://{bucket}/{root}/processed/realtime_recompute"
+    run_recompute(
+        settings, spark=spark, input_uri=f"s3a://{bucket}/{raw_prefix}", output_uri=recomputed_uri
+    )
+    batch = spark.read.parquet(recomputed_uri).toPandas()
+    for col in ("window_start", "window_end"):
+        batch[col] = pd.to_datetime(batch[col]).dt.tz_localize("UTC")
+    batch = batch.merge(out[["symbol", "window_start"]], on=["symbol", "window_start"], how="inner")
+    references["assert_close"](batch.drop(columns="date"), out.drop(columns="date"), keys=["symbol", "window_start"])
+    stored = json.loads(
+        s3_client.get_object(Bucket=bucket, Key=f"{root}/processed/realtime/_runs/resumed.json")["Body"].read()
+    )
+    assert stored["late_rows_dropped"] == summary.late_rows_dropped
