@@ -11,6 +11,7 @@ so the thin DAG files stay cheap to parse.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -135,7 +136,12 @@ class DbtConfig(BaseModel):
         return self.docs_out or self.resolved_manifest_path().parent / "dbt_docs.json"
 
     def resolved_executable(self, runner: RunnerConfig) -> Path:
-        return self.executable or runner.resolved_bin_dir() / "dbt"
+        """Configured dbt, else the one beside the interpreter, else dbt on PATH."""
+        if self.executable:
+            return self.executable
+        beside = runner.resolved_bin_dir() / "dbt"
+        on_path = shutil.which("dbt")
+        return beside if beside.exists() or on_path is None else Path(on_path)
 
 
 def find_dbt_project(*starts: Path) -> Path | None:

@@ -19,6 +19,7 @@ from airflow.sdk import TaskGroup
 
 from market_common.logging import get_logger
 from market_dags.config import DbtPipelineConfig, RunnerKind
+from market_dags.entrypoints import subprocess_argv
 from market_dags.runners import build_step_operator, import_provider_operator
 from market_dags.steps import dbt_layer_step
 
@@ -167,8 +168,8 @@ def write_manifest(config: DbtPipelineConfig, *, target_path: Path | None = None
     manifest = dbt.resolved_manifest_path()
     out_dir = target_path or manifest.parent
     project_dir = dbt.resolved_project_dir()
-    argv = [
-        str(dbt.resolved_executable(config.deployment.runner)), "parse",
+    args = [
+        "parse",
         "--project-dir", str(project_dir),
         "--profiles-dir", str(dbt.resolved_profiles_yml().parent),
         "--target", dbt.target,
@@ -176,6 +177,12 @@ def write_manifest(config: DbtPipelineConfig, *, target_path: Path | None = None
         "--log-path", str(out_dir / "logs"),
         "--quiet",
     ]  # fmt: skip
+    # The dbt wrapper script may be absent (e.g. a Pants test pex): fall back to the launcher.
+    argv = (
+        [str(dbt.executable), *args]
+        if dbt.executable
+        else subprocess_argv("dbt", args, bin_dir=config.deployment.runner.resolved_bin_dir())
+    )
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=project_dir)
     if proc.returncode != 0:
         raise DbtManifestError(
