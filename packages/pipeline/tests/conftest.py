@@ -9,9 +9,9 @@ import pytest
 
 # Outside Pants (plain pytest in importlib mode) the sibling helper module is not on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
-import mart_samples  # noqa: E402
+import mart_samples
 
-from market_pipeline.marts import MartFrames  # noqa: E402
+from market_pipeline.marts import MartFrames
 
 pytest_plugins = ["market_localstack.pytest_plugin"]
 

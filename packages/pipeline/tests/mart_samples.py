@@ -49,7 +49,9 @@ def realtime_signals() -> pd.DataFrame:
         f"{s} {t:%Y-%m-%d %H:%M} UTC | close {c:.2f} | momentum {m} | volatility {r}"
         + (" | volume spike" if v else "")
         + (" | ALERT" if a else "")
-        for s, t, c, m, r, v, a in zip(symbols, starts, close, momentum, regime, spike, alert)
+        for s, t, c, m, r, v, a in zip(
+            symbols, starts, close, momentum, regime, spike, alert, strict=True
+        )
     ]
     return pd.DataFrame(
         {
@@ -63,7 +65,7 @@ def realtime_signals() -> pd.DataFrame:
             "volatility_regime": regime,
             "is_volume_spike": spike,
             "is_multi_signal_alert": alert,
-            "alert_count": [int(v) + int(a) for v, a in zip(spike, alert)],
+            "alert_count": [int(v) + int(a) for v, a in zip(spike, alert, strict=True)],
             "signal_summary": summaries,
         }
     )

@@ -36,7 +36,9 @@ def test_breadth_counts_match_the_last_row() -> None:
 
 def test_row_order_does_not_matter() -> None:
     daily, signals = mart_samples.daily_summary(), mart_samples.realtime_signals()
-    shuffled = render_digest(daily.sample(frac=1, random_state=3), signals.sample(frac=1, random_state=5))
+    shuffled = render_digest(
+        daily.sample(frac=1, random_state=3), signals.sample(frac=1, random_state=5)
+    )
     assert shuffled == render_digest(daily, signals)
 
 

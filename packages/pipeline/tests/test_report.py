@@ -1,5 +1,8 @@
 """build_report on literal frames and through a real DB-API connection (duckdb)."""
 
+# Interpolated SQL names are test-generated identifiers.
+# ruff: noqa: S608
+
 from __future__ import annotations
 
 import json
@@ -20,7 +23,9 @@ def _is_png(path: Path) -> bool:
     return path.is_file() and path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 1000
 
 
-def test_every_symbol_gets_a_chart_and_the_report_links_them(frames: MartFrames, tmp_path: Path) -> None:
+def test_every_symbol_gets_a_chart_and_the_report_links_them(
+    frames: MartFrames, tmp_path: Path
+) -> None:
     paths = build_report(frames, tmp_path)
     symbols = sorted(frames.performance["symbol"].unique())
     assert sorted(paths.symbol_charts) == symbols
@@ -38,16 +43,23 @@ def test_digest_file_is_render_digest(frames: MartFrames, tmp_path: Path) -> Non
 
 def test_html_shows_top_movers_and_latest_signals(frames: MartFrames, tmp_path: Path) -> None:
     html = build_report(frames, tmp_path).index_html.read_text()
-    last = frames.performance[frames.performance["trade_date"] == frames.performance["trade_date"].max()]
+    last = frames.performance[
+        frames.performance["trade_date"] == frames.performance["trade_date"].max()
+    ]
     best = last.sort_values("daily_return_pct").iloc[-1]
-    assert f"<td>{best['symbol']}</td><td>{best['close_price']:,.2f}</td><td>{best['daily_return_pct']:+.2f}%</td>" in html
+    assert (
+        f"<td>{best['symbol']}</td><td>{best['close_price']:,.2f}</td><td>{best['daily_return_pct']:+.2f}%</td>"
+        in html
+    )
     for summary_symbol in latest_signals(frames.realtime_signals)["symbol"]:
         assert f"<td>{summary_symbol}</td>" in html
 
 
 def test_top_movers_orders_best_then_worst(frames: MartFrames) -> None:
     movers = top_movers(frames.performance, n=1)
-    last = frames.performance[frames.performance["trade_date"] == frames.performance["trade_date"].max()]
+    last = frames.performance[
+        frames.performance["trade_date"] == frames.performance["trade_date"].max()
+    ]
     assert list(movers["symbol"]) == [
         last.loc[last["daily_return_pct"].idxmax(), "symbol"],
         last.loc[last["daily_return_pct"].idxmin(), "symbol"],
@@ -61,7 +73,9 @@ def test_schema_context_is_written_only_when_given(frames: MartFrames, tmp_path:
     assert written is not None and json.loads(written.read_text()) == context
 
 
-def test_rebuild_is_byte_identical_and_drops_stale_charts(frames: MartFrames, tmp_path: Path) -> None:
+def test_rebuild_is_byte_identical_and_drops_stale_charts(
+    frames: MartFrames, tmp_path: Path
+) -> None:
     first = build_report(frames, tmp_path)
     before = {p: p.read_bytes() for p in first.charts}
     fewer = MartFrames(
@@ -76,7 +90,11 @@ def test_rebuild_is_byte_identical_and_drops_stale_charts(frames: MartFrames, tm
 
 
 def test_empty_marts_still_produce_a_report(frames: MartFrames, tmp_path: Path) -> None:
-    empty = MartFrames(frames.performance.iloc[0:0], frames.daily_summary.iloc[0:0], frames.realtime_signals.iloc[0:0])
+    empty = MartFrames(
+        frames.performance.iloc[0:0],
+        frames.daily_summary.iloc[0:0],
+        frames.realtime_signals.iloc[0:0],
+    )
     paths = build_report(empty, tmp_path)
     assert paths.symbol_charts == {}
     assert _is_png(paths.breadth_chart) and _is_png(paths.signals_chart)
@@ -102,7 +120,9 @@ def test_read_marts_round_trips_through_a_connection(frames: MartFrames) -> None
         pd.testing.assert_frame_equal(got, expected, check_dtype=False, obj=name)
 
 
-def test_build_report_from_a_connection_equals_from_frames(frames: MartFrames, tmp_path: Path) -> None:
+def test_build_report_from_a_connection_equals_from_frames(
+    frames: MartFrames, tmp_path: Path
+) -> None:
     from_conn = build_report(_warehouse(frames, "WH"), tmp_path / "conn", database="WH")
     from_frames = build_report(frames, tmp_path / "frames")
     assert from_conn.digest.read_text() == from_frames.digest.read_text()

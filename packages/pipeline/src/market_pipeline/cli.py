@@ -9,6 +9,9 @@ failures (dbt tests failed; the report is still written).
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -36,29 +39,51 @@ ReportDir = Annotated[
 @app.command()
 def run(
     years: Annotated[
-        float, typer.Option(min=0.25, help="Years of daily bars to backfill (ending at the last completed session).")
+        float,
+        typer.Option(
+            min=0.25, help="Years of daily bars to backfill (ending at the last completed session)."
+        ),
     ] = 2.0,
     symbols: Annotated[
         str | None,
-        typer.Option(help="Comma-separated tickers (default: MARKET_SYMBOLS, else the 10 default tickers)."),
+        typer.Option(
+            help="Comma-separated tickers (default: MARKET_SYMBOLS, else the 10 default tickers)."
+        ),
     ] = None,
     source: Annotated[
         str,
-        typer.Option(help="Market-data source: synthetic (offline, seeded) or yfinance (needs Yahoo)."),
+        typer.Option(
+            help="Market-data source: synthetic (offline, seeded) or yfinance (needs Yahoo)."
+        ),
     ] = "synthetic",
     session_minutes: Annotated[
-        int, typer.Option(min=1, max=390, help="Length of the simulated realtime session (ticks every second per symbol).")
+        int,
+        typer.Option(
+            min=1,
+            max=390,
+            help="Length of the simulated realtime session (ticks every second per symbol).",
+        ),
     ] = 390,
     report_dir: ReportDir = Path("report"),
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic source (same seed, same data).")] = 42,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the synthetic source (same seed, same data).")
+    ] = 42,
     skip_stack: Annotated[
         bool,
-        typer.Option("--skip-stack", help="Do not start the local stack; use the endpoints in MARKET_* settings."),
+        typer.Option(
+            "--skip-stack",
+            help="Do not start the local stack; use the endpoints in MARKET_* settings.",
+        ),
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Ignore the run state and redo every step (still idempotent).")
+        bool,
+        typer.Option(
+            "--force", help="Ignore the run state and redo every step (still idempotent)."
+        ),
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log INFO messages of every component.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log INFO messages of every component.")
+    ] = False,
 ) -> None:
     """Stack → backfill + realtime session → raw → Spark → warehouse → dbt → report.
 
@@ -70,6 +95,12 @@ def run(
     from market_pipeline.summary import print_summary
 
     configure_logging("INFO" if verbose else "WARNING")
+    # Children started as `python -m <module>` (local stack services, dbt, Spark) must see
+    # the modules this process sees, also when it runs from a PEX.
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    if not verbose:
+        # kafka-python warns about routine group rebalances of brand-new topics.
+        logging.getLogger("kafka").setLevel(logging.ERROR)
     if source not in ("synthetic", "yfinance"):
         raise typer.BadParameter("choose synthetic or yfinance", param_hint="--source")
     try:
@@ -93,7 +124,9 @@ def run(
         raise typer.Exit(EXIT_FAILED) from exc
     print_summary(result, console)
     if not result.ok:
-        console.print("[red]data-quality checks failed[/red] (see the table above); report written anyway")
+        console.print(
+            "[red]data-quality checks failed[/red] (see the table above); report written anyway"
+        )
         raise typer.Exit(EXIT_QUALITY)
 
 

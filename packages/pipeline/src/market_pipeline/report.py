@@ -114,7 +114,6 @@ img{max-width:100%;border:1px solid #e5e7eb;margin:.5rem 0}.grid{display:grid;gr
 """
 
 
-
 def render_html(frames: MartFrames, digest: str, paths: ReportPaths, *, generated_at: str) -> str:
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     movers = top_movers(frames.performance)
@@ -132,18 +131,39 @@ def render_html(frames: MartFrames, digest: str, paths: ReportPaths, *, generate
         digest=digest,
         last_day=str(pd.Timestamp(movers["trade_date"].max()).date()) if len(movers) else "n/a",
         movers_header=["Symbol", "Close", "Return", "RSI 14", "Trend"],
-        movers=_html_rows(movers, {
-            "symbol": str, "close_price": fmt_price, "daily_return_pct": fmt_pct,
-            "rsi_14": lambda v: fmt_pct(v, signed=False).rstrip("%"), "ma_trend": str,
-        }),  # fmt: skip
-        signals_header=["Symbol", "Window (UTC)", "Close", "Change", "Momentum", "Volatility",
-                        "Volume spike", "Alert"],  # fmt: skip
-        signals=_html_rows(latest, {
-            "symbol": str, "window_start_at": lambda v: f"{pd.Timestamp(v):%Y-%m-%d %H:%M}",
-            "window_close_price": fmt_price, "price_delta_pct": fmt_pct,
-            "momentum_signal": str, "volatility_regime": str,
-            "is_volume_spike": _flag, "is_multi_signal_alert": _flag,
-        }),  # fmt: skip
+        movers=_html_rows(
+            movers,
+            {
+                "symbol": str,
+                "close_price": fmt_price,
+                "daily_return_pct": fmt_pct,
+                "rsi_14": lambda v: fmt_pct(v, signed=False).rstrip("%"),
+                "ma_trend": str,
+            },
+        ),  # fmt: skip
+        signals_header=[
+            "Symbol",
+            "Window (UTC)",
+            "Close",
+            "Change",
+            "Momentum",
+            "Volatility",
+            "Volume spike",
+            "Alert",
+        ],  # fmt: skip
+        signals=_html_rows(
+            latest,
+            {
+                "symbol": str,
+                "window_start_at": lambda v: f"{pd.Timestamp(v):%Y-%m-%d %H:%M}",
+                "window_close_price": fmt_price,
+                "price_delta_pct": fmt_pct,
+                "momentum_signal": str,
+                "volatility_regime": str,
+                "is_volume_spike": _flag,
+                "is_multi_signal_alert": _flag,
+            },
+        ),  # fmt: skip
         breadth=rel(paths.breadth_chart),
         heatmap=rel(paths.signals_chart),
         symbol_charts=[(s, rel(p)) for s, p in sorted(paths.symbol_charts.items())],

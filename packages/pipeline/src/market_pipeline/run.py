@@ -135,13 +135,15 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def s3_listing(settings: MarketSettings, *parts: str, client: Any = None) -> list[tuple[str, str]]:
-    """``(key, etag)`` of every object under ``<parts>/`` (sorted): a cheap content fingerprint."""
+def s3_keys(settings: MarketSettings, *parts: str, client: Any = None) -> list[str]:
+    """Every object key under ``<parts>/``, sorted."""
     s3 = client or s3_client(settings)
     prefix = "/".join(p.strip("/") for p in parts) + "/"
-    out: list[tuple[str, str]] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.s3.bucket, Prefix=prefix):
-        out += [(obj["Key"], obj["ETag"]) for obj in page.get("Contents", [])]
+    out: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.s3.bucket, Prefix=prefix
+    ):
+        out += [obj["Key"] for obj in page.get("Contents", [])]
     return sorted(out)
 
 
@@ -203,7 +205,9 @@ class Pipeline:
         if key is not None and not self.options.force:
             cached = self.state.get(name, key)
             if cached is not None and still_valid(cached):
-                self.progress.update(task, description=f"{label} [dim](up to date)", total=1, completed=1)
+                self.progress.update(
+                    task, description=f"{label} [dim](up to date)", total=1, completed=1
+                )
                 self.result.steps.append(StepOutcome(name, "skipped", 0.0, cached))
                 return cached
         started = time.monotonic()
@@ -278,10 +282,15 @@ class Pipeline:
                 **common,
             )
         else:
-            total = self.options.session_minutes * 60 // TICK_INTERVAL_S * len(self.settings.symbols)
+            total = (
+                self.options.session_minutes * 60 // TICK_INTERVAL_S * len(self.settings.symbols)
+            )
             self.progress.update(task, total=total)
             result = producer.stream(
-                self.settings, session_minutes=self.options.session_minutes, clock="simulated", **common
+                self.settings,
+                session_minutes=self.options.session_minutes,
+                clock="simulated",
+                **common,
             )
         if not result.ok:
             raise IngestFailedError(
@@ -337,9 +346,9 @@ class Pipeline:
                 (sf.batch_database, sf.batch_table, HISTORICAL.load_ts_column),
                 (sf.stream_database, sf.stream_table, REALTIME.load_ts_column),
             ):
-                cursor.execute(
-                    f"select count(*), max({column}) from {qualified(database, sf.schema_, table)}"
-                )
+                relation = qualified(database, sf.schema_, table)
+                sql = f"select count(*), max({column}) from {relation}"  # noqa: S608
+                cursor.execute(sql)
                 out[table] = [str(v) for v in cursor.fetchone() or ()]
         finally:
             conn.close()
@@ -364,7 +373,9 @@ class Pipeline:
             by_status = statuses.setdefault(resource, {})
             by_status[node["status"]] = by_status.get(node["status"], 0) + 1
             if node["status"] in FAILED_DBT:
-                failures.append(f"{node['unique_id']} [{node['status']}]: {(node.get('message') or '').strip()[:300]}")
+                failures.append(
+                    f"{node['unique_id']} [{node['status']}]: {(node.get('message') or '').strip()[:300]}"
+                )
         if not built.results or any(
             s in FAILED_DBT for r, by in statuses.items() if r != "test" for s in by
         ):
@@ -405,49 +416,80 @@ class Pipeline:
             s = self.settings
             k, s3, sf = s.kafka, s.s3, s.snowflake
             start, end = self.backfill_range()
-            common = {"source": self.options.source, "seed": self.options.seed, "symbols": s.symbols}
+            common = {
+                "source": self.options.source,
+                "seed": self.options.seed,
+                "symbols": s.symbols,
+            }
             self._step(
                 "backfill",
                 f"Backfill {start}..{end} → {k.batch_topic}",
                 lambda t: self._produce(t, "backfill"),
                 inputs={**common, "start": start, "end": end, "topic": k.batch_topic},
-                still_valid=lambda r: topic_messages(s, [k.batch_topic])[k.batch_topic] >= r["sent"],
+                still_valid=lambda r: topic_messages(s, [k.batch_topic])[k.batch_topic]
+                >= r["sent"],
             )
             self._step(
                 "ticks",
                 f"Realtime session ({self.options.session_minutes} min) → {k.realtime_topic}",
                 lambda t: self._produce(t, "ticks"),
-                inputs={**common, "session": end, "minutes": self.options.session_minutes,
-                        "topic": k.realtime_topic},  # fmt: skip
-                still_valid=lambda r: topic_messages(s, [k.realtime_topic])[k.realtime_topic] >= r["sent"],
+                inputs={
+                    **common,
+                    "session": end,
+                    "minutes": self.options.session_minutes,
+                    "topic": k.realtime_topic,
+                },  # fmt: skip
+                still_valid=lambda r: topic_messages(s, [k.realtime_topic])[k.realtime_topic]
+                >= r["sent"],
             )
-            self._step("consume_batch", "Consume batch topic → raw/historical", lambda t: self._consume(t, "batch"))
-            self._step("consume_realtime", "Consume realtime topic → raw/realtime", lambda t: self._consume(t, "realtime"))
+            self._step(
+                "consume_batch",
+                "Consume batch topic → raw/historical",
+                lambda t: self._consume(t, "batch"),
+            )
+            self._step(
+                "consume_realtime",
+                "Consume realtime topic → raw/realtime",
+                lambda t: self._consume(t, "realtime"),
+            )
             self._step(
                 "spark_batch",
                 "Spark batch raw → processed/historical",
                 lambda t: self._spark(t, "batch"),
-                inputs={"raw": s3_listing(s, s3.raw_prefix, "historical"),
-                        "out": s3.uri(s3.processed_prefix, "historical")},  # fmt: skip
-                still_valid=lambda r: bool(s3_listing(s, s3.processed_prefix, "historical")),
+                # Raw objects are a function of the topic's messages (the consumer rewrites
+                # its open window with fresh ingested_at values, so ETags are no fingerprint).
+                inputs={
+                    "messages": topic_messages(s, [k.batch_topic]),
+                    "raw": s3_keys(s, s3.raw_prefix, "historical"),
+                    "out": s3.uri(s3.processed_prefix, "historical"),
+                },  # fmt: skip
+                still_valid=lambda r: bool(s3_keys(s, s3.processed_prefix, "historical")),
             )
             self._step(
                 "spark_stream",
                 "Spark streaming (availableNow) → processed/realtime",
                 lambda t: self._spark(t, "stream", "--trigger", "availableNow"),
-                inputs={"messages": topic_messages(s, [k.realtime_topic]),
-                        "out": s3.uri(s3.processed_prefix, "realtime"),
-                        "checkpoint": s3.uri(s3.checkpoint_prefix, "realtime")},  # fmt: skip
-                still_valid=lambda r: bool(s3_listing(s, s3.processed_prefix, "realtime")),
+                inputs={
+                    "messages": topic_messages(s, [k.realtime_topic]),
+                    "out": s3.uri(s3.processed_prefix, "realtime"),
+                    "checkpoint": s3.uri(s3.checkpoint_prefix, "realtime"),
+                },  # fmt: skip
+                still_valid=lambda r: bool(s3_keys(s, s3.processed_prefix, "realtime")),
             )
-            self._step("load", f"Load warehouse ({sf.batch_database}, {sf.stream_database})", self._load)
+            self._step(
+                "load", f"Load warehouse ({sf.batch_database}, {sf.stream_database})", self._load
+            )
             dbt_project = self._dbt_runner().project
             dbt = self._step(
                 "dbt",
                 "dbt build (staging, marts, tests)",
                 self._dbt,
-                inputs={"warehouse": self._warehouse_state(), "project": dbt_project_hash(dbt_project.project_dir),
-                        "database": sf.batch_database, "target": dbt_project.target},  # fmt: skip
+                inputs={
+                    "warehouse": self._warehouse_state(),
+                    "project": dbt_project_hash(dbt_project.project_dir),
+                    "database": sf.batch_database,
+                    "target": dbt_project.target,
+                },  # fmt: skip
                 still_valid=lambda r: self._marts_exist(),
             )
             self.result.dbt = DbtOutcome(dbt["statuses"], dbt["failures"], dbt["schema_context"])
@@ -459,4 +501,3 @@ class Pipeline:
 def run_pipeline(options: RunOptions, **kwargs: Any) -> RunResult:
     """Convenience wrapper: ``Pipeline(options, **kwargs).run()``."""
     return Pipeline(options, **kwargs).run()
-

@@ -38,8 +38,12 @@ def _produced(result: RunResult, step: str) -> str:
 
 def layers_table(result: RunResult) -> Table:
     s = result.settings
-    table = _table("Rows per layer", "layer", "historical (daily bars)", "realtime (ticks / windows)")
-    table.add_row("Kafka produced (this run)", _produced(result, "backfill"), _produced(result, "ticks"))
+    table = _table(
+        "Rows per layer", "layer", "historical (daily bars)", "realtime (ticks / windows)"
+    )
+    table.add_row(
+        "Kafka produced (this run)", _produced(result, "backfill"), _produced(result, "ticks")
+    )
     counts = result.counts
     if counts is not None:
         table.add_row(
@@ -102,9 +106,17 @@ def signals_table(result: RunResult) -> Table:
     session = latest_session(result.frames.realtime_signals)
     if len(session):
         table.add_row("momentum (last session)", _value_counts(session["momentum_signal"]))
-        table.add_row("volatility regime (last session)", _value_counts(session["volatility_regime"]))
-        table.add_row("volume spikes (last session)", fmt_count(session["is_volume_spike"].fillna(False).astype(bool).sum()))
-        table.add_row("multi-signal alerts (last session)", fmt_count(session["is_multi_signal_alert"].fillna(False).astype(bool).sum()))
+        table.add_row(
+            "volatility regime (last session)", _value_counts(session["volatility_regime"])
+        )
+        table.add_row(
+            "volume spikes (last session)",
+            fmt_count(session["is_volume_spike"].fillna(False).astype(bool).sum()),
+        )
+        table.add_row(
+            "multi-signal alerts (last session)",
+            fmt_count(session["is_multi_signal_alert"].fillna(False).astype(bool).sum()),
+        )
     return table
 
 
@@ -123,13 +135,21 @@ def quality_table(result: RunResult) -> Table:
         table.add_row("dbt tests passed", f"[green]{passed}[/green]")
         table.add_row("dbt tests warned", fmt_count(dbt.count("test", "warn")))
         table.add_row("dbt tests failed/errored", f"[{colour}]{failed}[/{colour}]")
-        table.add_row("dbt models / seeds built", f"{dbt.count('model', 'success')} / {dbt.count('seed', 'success')}")
+        table.add_row(
+            "dbt models / seeds built",
+            f"{dbt.count('model', 'success')} / {dbt.count('seed', 'success')}",
+        )
     s, counts = result.settings, result.counts
     if counts is not None:
-        table.add_row(f"DLQ messages ({s.kafka.dlq_topic})", fmt_count(counts.kafka.get(s.kafka.dlq_topic)))
+        table.add_row(
+            f"DLQ messages ({s.kafka.dlq_topic})", fmt_count(counts.kafka.get(s.kafka.dlq_topic))
+        )
         table.add_row("quarantined rows (historical / realtime)",
                       f"{fmt_count(counts.quarantined['historical'])} / {fmt_count(counts.quarantined['realtime'])}")  # fmt: skip
-    dead = sum(_sum(result, step, "dead_lettered") for step in ("backfill", "ticks", "consume_batch", "consume_realtime"))
+    dead = sum(
+        _sum(result, step, "dead_lettered")
+        for step in ("backfill", "ticks", "consume_batch", "consume_realtime")
+    )
     table.add_row("dead-lettered by producers/consumers (these steps)", fmt_count(dead))
     load = result.step("load")
     if load is not None:
