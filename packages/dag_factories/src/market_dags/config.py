@@ -197,6 +197,8 @@ class DeploymentSettings(BaseSettings):
             "MARKET_SOURCE": self.source,
             "MARKET_SYMBOLS": ",".join(self.symbols),
             "MARKET_DBT__TARGET": self.dbt.target,
+            # Task logs are plain text: no ANSI colours from dbt.
+            "DBT_USE_COLORS": "false",
         }
         for name, topic in (
             ("BATCH_TOPIC", self.topics.batch),

@@ -68,6 +68,7 @@ def _cosmos_group(
         ProjectConfig,
         RenderConfig,
         TestBehavior,
+        TestIndirectSelection,
     )
 
     deployment = config.deployment
@@ -116,6 +117,11 @@ def _cosmos_group(
             ),
             dbt_executable_path=str(dbt.resolved_executable(runner)),
         )
+    # A test whose parents span layers (e.g. a mart's has_parent test on a staging model)
+    # must run with the later layer: "buildable" selects a test only once every parent is
+    # selected or upstream of the selection; dbt's default "eager" would run it with
+    # staging, before the mart exists.
+    execution.test_indirect_selection = TestIndirectSelection.BUILDABLE
     use_manifest = dbt.render == "manifest"
     # Containers run the project baked into the image (ExecutionConfig above); only the
     # local runners execute the checkout's project.
