@@ -2,9 +2,10 @@
 
     market-pipeline run [--years 2] [--symbols AAPL,MSFT] [--source synthetic] ...
     market-pipeline report [--report-dir report]     # rebuild the report from the marts
+    market-pipeline bench                            # timed run on fresh names → benchmarks/results
 
-Exit codes: 0 ok; 1 a step failed (message names the step and its log); 3 data-quality
-failures (dbt tests failed; the report is still written).
+Exit codes: 0 ok; 1 a step failed (message names the step and its log); 2 usage error;
+3 data-quality failures (dbt tests failed; the report is still written).
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from market_common.logging import configure_logging
 from market_common.settings import load_settings
+
+if TYPE_CHECKING:
+    from market_pipeline.run import RunOptions
 
 app = typer.Typer(
     help="Run the stock-market platform end to end locally and report on it.",
@@ -31,69 +35,50 @@ console = Console(stderr=True)
 EXIT_FAILED = 1
 EXIT_QUALITY = 3
 
+Years = Annotated[
+    float,
+    typer.Option(
+        min=0.25, help="Years of daily bars to backfill, ending at the last completed session."
+    ),
+]
+Symbols = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated tickers (default: MARKET_SYMBOLS, else the 10 default tickers)."
+    ),
+]
+Source = Annotated[
+    str,
+    typer.Option(help="Market-data source: synthetic (offline, seeded) or yfinance (needs Yahoo)."),
+]
+SessionMinutes = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=390,
+        help="Length of the simulated realtime session (one tick per symbol per second).",
+    ),
+]
 ReportDir = Annotated[
     Path, typer.Option(help="Directory for index.html, charts/, digest.txt, schema_context.json.")
 ]
+Seed = Annotated[int, typer.Option(help="Seed of the synthetic source (same seed, same data).")]
+SkipStack = Annotated[
+    bool,
+    typer.Option(
+        "--skip-stack", help="Do not start the local stack; use the endpoints in MARKET_* settings."
+    ),
+]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Ignore the run state and redo every step (still idempotent)."),
+]
+Verbose = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Log INFO messages of every component.")
+]
 
 
-@app.command()
-def run(
-    years: Annotated[
-        float,
-        typer.Option(
-            min=0.25, help="Years of daily bars to backfill (ending at the last completed session)."
-        ),
-    ] = 2.0,
-    symbols: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated tickers (default: MARKET_SYMBOLS, else the 10 default tickers)."
-        ),
-    ] = None,
-    source: Annotated[
-        str,
-        typer.Option(
-            help="Market-data source: synthetic (offline, seeded) or yfinance (needs Yahoo)."
-        ),
-    ] = "synthetic",
-    session_minutes: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            max=390,
-            help="Length of the simulated realtime session (ticks every second per symbol).",
-        ),
-    ] = 390,
-    report_dir: ReportDir = Path("report"),
-    seed: Annotated[
-        int, typer.Option(help="Seed of the synthetic source (same seed, same data).")
-    ] = 42,
-    skip_stack: Annotated[
-        bool,
-        typer.Option(
-            "--skip-stack",
-            help="Do not start the local stack; use the endpoints in MARKET_* settings.",
-        ),
-    ] = False,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force", help="Ignore the run state and redo every step (still idempotent)."
-        ),
-    ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log INFO messages of every component.")
-    ] = False,
-) -> None:
-    """Stack → backfill + realtime session → raw → Spark → warehouse → dbt → report.
-
-    Re-running is safe: steps whose inputs did not change are skipped (run state in
-    <state_dir>/pipeline/run_state.json).
-    """
-    from market_ingest.universe import InvalidSymbolError, resolve_symbols
-    from market_pipeline.run import PipelineError, RunOptions, run_pipeline
-    from market_pipeline.summary import print_summary
-
+def _setup(verbose: bool) -> None:
     configure_logging("INFO" if verbose else "WARNING")
     # Children started as `python -m <module>` (local stack services, dbt, Spark) must see
     # the modules this process sees, also when it runs from a PEX.
@@ -101,13 +86,22 @@ def run(
     if not verbose:
         # kafka-python warns about routine group rebalances of brand-new topics.
         logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
+def _options(
+    years: float, symbols: str | None, source: str, session_minutes: int, report_dir: Path,
+    seed: int, skip_stack: bool, force: bool,
+) -> RunOptions:  # fmt: skip
+    from market_ingest.universe import InvalidSymbolError, resolve_symbols
+    from market_pipeline.run import RunOptions
+
     if source not in ("synthetic", "yfinance"):
         raise typer.BadParameter("choose synthetic or yfinance", param_hint="--source")
     try:
         chosen = tuple(resolve_symbols(symbols.split(","))) if symbols else None
     except InvalidSymbolError as exc:
         raise typer.BadParameter(str(exc), param_hint="--symbols") from exc
-    options = RunOptions(
+    return RunOptions(
         years=years,
         symbols=chosen,
         source=source,  # type: ignore[arg-type]  # checked above
@@ -117,6 +111,30 @@ def run(
         skip_stack=skip_stack,
         force=force,
     )
+
+
+@app.command()
+def run(
+    years: Years = 2.0,
+    symbols: Symbols = None,
+    source: Source = "synthetic",
+    session_minutes: SessionMinutes = 390,
+    report_dir: ReportDir = Path("report"),
+    seed: Seed = 42,
+    skip_stack: SkipStack = False,
+    force: Force = False,
+    verbose: Verbose = False,
+) -> None:
+    """Stack → backfill + realtime session → raw → Spark → warehouse → dbt → report.
+
+    Re-running is safe: steps whose inputs did not change are skipped (run state in
+    <state_dir>/pipeline/run_state.json).
+    """
+    from market_pipeline.run import PipelineError, run_pipeline
+    from market_pipeline.summary import print_summary
+
+    _setup(verbose)
+    options = _options(years, symbols, source, session_minutes, report_dir, seed, skip_stack, force)
     try:
         result = run_pipeline(options, console=console)
     except PipelineError as exc:
@@ -124,9 +142,7 @@ def run(
         raise typer.Exit(EXIT_FAILED) from exc
     print_summary(result, console)
     if not result.ok:
-        console.print(
-            "[red]data-quality checks failed[/red] (see the table above); report written anyway"
-        )
+        console.print("[red]data-quality checks failed[/red] (see above); the report was written")
         raise typer.Exit(EXIT_QUALITY)
 
 
@@ -136,11 +152,35 @@ def report(report_dir: ReportDir = Path("report")) -> None:
     from market_common.clients import snowflake_connection
     from market_pipeline.report import build_report
 
-    configure_logging("WARNING")
+    _setup(verbose=False)
     settings = load_settings()
     with snowflake_connection(settings) as conn:
         paths = build_report(conn, report_dir, database=settings.snowflake.batch_database)
     console.print(f"report: {paths.index_html}\ndigest: {paths.digest}")
+
+
+@app.command()
+def bench(
+    years: Years = 2.0,
+    symbols: Symbols = None,
+    session_minutes: SessionMinutes = 390,
+    report_dir: ReportDir = Path("report"),
+    results_dir: Annotated[
+        Path, typer.Option(help="Where pipeline.json / pipeline.md are written.")
+    ] = Path("benchmarks/results"),
+) -> None:
+    """Time a full run on fresh topics, prefixes and databases (a clean-clone run)."""
+    from market_pipeline.bench import run_bench
+    from market_pipeline.run import PipelineError
+
+    _setup(verbose=False)
+    options = _options(years, symbols, "synthetic", session_minutes, report_dir, 42, False, True)
+    try:
+        record = run_bench(options, results_dir=results_dir, console=console)
+    except PipelineError as exc:
+        console.print(f"[red]benchmark run failed:[/red] {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
+    console.print(f"wall time {record['wall_time_s']} s → {results_dir / 'pipeline.md'}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,12 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from market_common.clients import s3_client, snowflake_connection
+from market_common.clients import (
+    SnowflakeAuthError,
+    SnowflakeUnavailableError,
+    s3_client,
+    snowflake_connection,
+)
 from market_common.identifiers import qualified
 from market_common.logging import get_logger
 from market_common.settings import MarketSettings, load_settings
@@ -54,6 +59,10 @@ FAILED_DBT = frozenset({"error", "fail", "runtime error"})
 
 class PipelineError(RuntimeError):
     """Base class of the run's failures; messages say which step failed and where to look."""
+
+
+class StepFailedError(PipelineError):
+    """A component raised one of its documented errors; the message names the step."""
 
 
 class SparkJobFailedError(PipelineError):
@@ -121,6 +130,23 @@ class RunResult:
     def ok(self) -> bool:
         """False when data-quality checks failed (the report is still written)."""
         return self.dbt is None or self.dbt.count("test", *FAILED_DBT) == 0
+
+
+def component_errors() -> tuple[type[BaseException], ...]:
+    """The documented failure classes of the packages the steps call."""
+    from market_dbt.errors import DbtError
+    from market_ingest.errors import IngestError
+    from market_loaders.errors import LoaderError
+    from market_localstack.errors import LocalStackError
+
+    return (
+        DbtError,
+        IngestError,
+        LoaderError,
+        LocalStackError,
+        SnowflakeAuthError,
+        SnowflakeUnavailableError,
+    )
 
 
 def _progress(console: Console) -> Progress:
@@ -211,7 +237,10 @@ class Pipeline:
                 self.result.steps.append(StepOutcome(name, "skipped", 0.0, cached))
                 return cached
         started = time.monotonic()
-        outcome = action(task)
+        try:
+            outcome = action(task)
+        except component_errors() as exc:
+            raise StepFailedError(f"step {name!r} failed: {exc}") from exc
         task_info = self.progress.tasks[task]
         self.progress.update(task, total=task_info.total or 1, completed=task_info.total or 1)
         if key is not None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
 
 from market_pipeline.digest import fmt_count, fmt_pct, fmt_price
@@ -157,7 +158,7 @@ def quality_table(result: RunResult) -> Table:
         table.add_row("loader files rejected", fmt_count(rejected))
     if dbt is not None:
         for failure in dbt.failures[:10]:
-            table.add_row("[red]failed[/red]", failure)
+            table.add_row("[red]failed[/red]", escape(failure))
     return table
 
 
