@@ -12,9 +12,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.sql import SparkSession
+
 from market_common.identifiers import is_valid_symbol
 from market_common.settings import MarketSettings, load_settings
-from pyspark.sql import SparkSession
 
 pytest_plugins = ["market_localstack.pytest_plugin"]
 
@@ -48,7 +49,7 @@ def spark(spark_settings: MarketSettings) -> Iterator[SparkSession]:
 
 def plant_bad_bars(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Append corrupted copies of valid bars and re-deliveries; return planted reasons."""
-    base = raw.iloc[: 12].copy()
+    base = raw.iloc[:12].copy()
     planted: list[tuple[str, dict[str, object]]] = [
         ("null_key", {"symbol": None}),
         ("null_key", {"trade_date": None}),
@@ -99,8 +100,10 @@ def reference_historical(raw: pd.DataFrame, *, today: date) -> tuple[pd.DataFram
         ("high_below_low", df["high"] < df["low"]),
         (
             "open_close_outside_range",
-            (df["open"] < df["low"]) | (df["open"] > df["high"])
-            | (df["close"] < df["low"]) | (df["close"] > df["high"]),
+            (df["open"] < df["low"])
+            | (df["open"] > df["high"])
+            | (df["close"] < df["low"])
+            | (df["close"] > df["high"]),
         ),
         ("negative_volume", df["volume"] < 0),
         ("future_trade_date", df["trade_date"].map(lambda d: d is not None and d > today)),
@@ -114,7 +117,17 @@ def reference_historical(raw: pd.DataFrame, *, today: date) -> tuple[pd.DataFram
         .groupby(["symbol", "trade_date"], as_index=False)
         .tail(1)
     )
-    cols = ["symbol", "trade_date", "open", "high", "low", "close", "volume", "source", "ingested_at"]
+    cols = [
+        "symbol",
+        "trade_date",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "source",
+        "ingested_at",
+    ]
     processed = latest[cols].sort_values(["trade_date", "symbol"]).reset_index(drop=True)
     return processed, reason.dropna().value_counts().sort_index()
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from market_common.settings import MarketSettings
 from pyspark.sql import SparkSession
 
+from market_common.settings import MarketSettings
 from market_spark import synthetic
 from market_spark.batch import run_batch
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
 NOW = datetime(2024, 6, 3, 12, tzinfo=UTC)
 
 
@@ -30,13 +30,17 @@ def put_raw_like_ingest(s3: Any, bucket: str, prefix: str, raw: pd.DataFrame) ->
     for year, part in raw.groupby(years):
         for i in range(0, len(part), 5_000):
             body = synthetic.to_parquet_bytes(part.iloc[i : i + 5_000], "historical")
-            s3.put_object(Bucket=bucket, Key=f"{prefix}/year={year}/part-{i:08d}.parquet", Body=body)
+            s3.put_object(
+                Bucket=bucket, Key=f"{prefix}/year={year}/part-{i:08d}.parquet", Body=body
+            )
 
 
 def object_digests(s3: Any, bucket: str, prefix: str) -> dict[str, str]:
     """``date=…`` partition → sha256 of its single Parquet object."""
     out: dict[str, str] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/date="):
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=f"{prefix}/date="
+    ):
         for obj in page.get("Contents", []):
             key = obj["Key"]
             if not key.endswith(".parquet"):

@@ -8,14 +8,13 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from market_common.settings import MarketSettings
 from pyspark.sql import SparkSession
 
+from market_common.settings import MarketSettings
 from market_spark import synthetic
 from market_spark.batch import run_batch
 from market_spark.errors import NoInputError, RawSchemaError
@@ -24,6 +23,7 @@ from market_spark.schemas import PROCESSED_HISTORICAL_COLUMNS, RAW_HISTORICAL, W
 from market_spark.steps import historical_quality, tick_parse, tick_quality, tick_windows
 from market_spark.storage import read_parquet
 
+pytestmark = pytest.mark.spark
 NOW = datetime(2024, 6, 3, 12, tzinfo=UTC)
 
 
@@ -33,7 +33,9 @@ def write_raw(frame: pd.DataFrame, root: Path, *, partition: str = "year=2024") 
     target.mkdir(parents=True, exist_ok=True)
     half = len(frame) // 2
     for i, part in enumerate((frame.iloc[:half], frame.iloc[half:])):
-        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), target / f"part-{i}.parquet")
+        pq.write_table(
+            pa.Table.from_pandas(part, preserve_index=False), target / f"part-{i}.parquet"
+        )
 
 
 def file_digests(root: Path) -> dict[str, str]:
@@ -53,7 +55,9 @@ def test_batch_cleans_dedups_partitions_and_reruns_identically(
     references: dict[str, Callable[..., object]],
 ) -> None:
     days = synthetic.business_days(date(2024, 1, 1), 6)
-    raw, planted = references["plant_bad_bars"](synthetic.raw_historical(synthetic.symbols(8), days))
+    raw, planted = references["plant_bad_bars"](
+        synthetic.raw_historical(synthetic.symbols(8), days)
+    )
     write_raw(raw, tmp_path / "raw")
     uris = {
         "input_uri": f"file://{tmp_path}/raw",
@@ -74,9 +78,7 @@ def test_batch_cleans_dedups_partitions_and_reruns_identically(
     actual = out.toPandas()
     assert (actual["date"].astype(str) == actual["trade_date"].astype(str)).all()
     actual["ingested_at"] = pd.to_datetime(actual["ingested_at"], utc=True)
-    references["assert_close"](
-        actual.drop(columns="date"), expected, keys=["symbol", "trade_date"]
-    )
+    references["assert_close"](actual.drop(columns="date"), expected, keys=["symbol", "trade_date"])
     quarantine = spark.read.parquet(uris["quarantine_uri"]).toPandas()
     assert quarantine["reason"].value_counts().to_dict() == planted
     assert set(quarantine["reason"]) <= set(historical_quality.REASONS)
@@ -118,20 +120,50 @@ def test_tick_parse_and_quality_give_planted_reasons(spark: SparkSession) -> Non
     good = b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00.123Z","price":187.2,"volume":300,"source":"synthetic"}'
     planted: list[tuple[str | None, bytes | None]] = [
         (None, good),
-        (None, b'{"schema_version":1,"symbol":"BRK.B","ts":"2024-01-02T14:30:00.123456+00:00","price":1,"volume":0}'),
+        (
+            None,
+            b'{"schema_version":1,"symbol":"BRK.B","ts":"2024-01-02T14:30:00.123456+00:00","price":1,"volume":0}',
+        ),
         ("malformed_json", b"not json"),
         ("malformed_json", None),
         ("malformed_json", b"[1,2]"),
-        ("malformed_json", b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":"x","volume":1}'),
-        ("invalid_timestamp", b'{"schema_version":1,"symbol":"AAPL","ts":"yesterday","price":1,"volume":1}'),
+        (
+            "malformed_json",
+            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":"x","volume":1}',
+        ),
+        (
+            "invalid_timestamp",
+            b'{"schema_version":1,"symbol":"AAPL","ts":"yesterday","price":1,"volume":1}',
+        ),
         ("null_field", b'{"schema_version":1,"ts":"2024-01-02T14:30:00Z","price":1,"volume":1}'),
-        ("null_field", b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","volume":1}'),
-        ("unsupported_schema_version", b'{"schema_version":2,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":1,"volume":1}'),
-        ("invalid_symbol", b'{"schema_version":1,"symbol":"aapl","ts":"2024-01-02T14:30:00Z","price":1,"volume":1}'),
-        ("non_finite_price", b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":NaN,"volume":1}'),
-        ("non_positive_price", b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":0,"volume":1}'),
-        ("negative_volume", b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":1,"volume":-1}'),
-        ("future_timestamp", b'{"schema_version":1,"symbol":"AAPL","ts":"2999-01-02T14:30:00Z","price":1,"volume":1}'),
+        (
+            "null_field",
+            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","volume":1}',
+        ),
+        (
+            "unsupported_schema_version",
+            b'{"schema_version":2,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":1,"volume":1}',
+        ),
+        (
+            "invalid_symbol",
+            b'{"schema_version":1,"symbol":"aapl","ts":"2024-01-02T14:30:00Z","price":1,"volume":1}',
+        ),
+        (
+            "non_finite_price",
+            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":NaN,"volume":1}',
+        ),
+        (
+            "non_positive_price",
+            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":0,"volume":1}',
+        ),
+        (
+            "negative_volume",
+            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":1,"volume":-1}',
+        ),
+        (
+            "future_timestamp",
+            b'{"schema_version":1,"symbol":"AAPL","ts":"2999-01-02T14:30:00Z","price":1,"volume":1}',
+        ),
     ]
     df = spark.createDataFrame(
         _kafka_rows([v for _, v in planted]),
@@ -162,14 +194,20 @@ def test_window_metrics_match_pandas(
     extra["kafka_offset"] = [5000, 5002, 5001]
     ticks = pd.concat([ticks, extra], ignore_index=True)
     frame = ticks.assign(ts=ticks["ts"].dt.tz_convert("UTC").dt.tz_localize(None))
-    out = tick_windows.transform(spark.createDataFrame(frame[["symbol", "ts", "price", "volume", "kafka_partition", "kafka_offset"]]))
+    out = tick_windows.transform(
+        spark.createDataFrame(
+            frame[["symbol", "ts", "price", "volume", "kafka_partition", "kafka_offset"]]
+        )
+    )
     assert out.columns == [*WINDOW_COLUMNS, "date"]
     actual = out.toPandas()
     assert (actual["date"].astype(str) == actual["window_start"].dt.strftime("%Y-%m-%d")).all()
     for col in ("window_start", "window_end"):
         actual[col] = pd.to_datetime(actual[col]).dt.tz_localize("UTC")
     expected = references["windows"](ticks)
-    references["assert_close"](actual.drop(columns="date"), expected, keys=["symbol", "window_start"])
+    references["assert_close"](
+        actual.drop(columns="date"), expected, keys=["symbol", "window_start"]
+    )
     tsla = actual[actual["symbol"] == "TSLA"].sort_values("window_start")
     assert tsla["volatility_15m"].isna().tolist() == [True, False]
     # Offsets break the timestamp tie: 5001 is first, 5002 last.
@@ -184,7 +222,10 @@ def test_recompute_from_raw_realtime_matches_pandas(
     references: dict[str, Callable[..., object]],
 ) -> None:
     ticks = synthetic.ticks(
-        ["AAPL", "MSFT"], start=datetime(2024, 1, 2, 23, 0, tzinfo=UTC), count=800, span=timedelta(hours=2)
+        ["AAPL", "MSFT"],
+        start=datetime(2024, 1, 2, 23, 0, tzinfo=UTC),
+        count=800,
+        span=timedelta(hours=2),
     )
     bad = ticks.iloc[:2].copy()
     bad["price"] = [-1.0, 0.0]
@@ -206,4 +247,6 @@ def test_recompute_from_raw_realtime_matches_pandas(
         actual[col] = pd.to_datetime(actual[col]).dt.tz_localize("UTC")
     expected = references["windows"](ticks)
     assert summary.windows_written == len(expected)
-    references["assert_close"](actual.drop(columns="date"), expected, keys=["symbol", "window_start"])
+    references["assert_close"](
+        actual.drop(columns="date"), expected, keys=["symbol", "window_start"]
+    )

@@ -14,15 +14,15 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from market_common.clients import ensure_topics, kafka_producer
-from market_common.settings import MarketSettings
 from pyspark.sql import SparkSession
 
+from market_common.clients import ensure_topics, kafka_producer
+from market_common.settings import MarketSettings
 from market_spark import synthetic
 from market_spark.recompute import run_recompute
 from market_spark.stream import StreamPaths, run_stream
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
 START = datetime(2024, 1, 2, 14, 0, tzinfo=UTC)
 WATERMARK = timedelta(minutes=10)
 PER_TRIGGER = 150
@@ -46,7 +46,9 @@ def _subprocess_env(settings: MarketSettings) -> dict[str, str]:
     return env
 
 
-def _wait_for_key(s3: Any, bucket: str, key: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+def _wait_for_key(
+    s3: Any, bucket: str, key: str, proc: subprocess.Popen[bytes], timeout_s: float
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -82,7 +84,10 @@ def test_stream_survives_sigkill_drops_late_ticks_and_matches_pandas_and_recompu
     late["symbol"] = ["AAPL", "AAPL", "MSFT", "MSFT", "BRK.B"]
     sentinel = on_time.iloc[:1].copy()
     sentinel["ts"] = [START + timedelta(hours=3)]
-    bad = [b"{not json", b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:00:00Z","price":-1,"volume":1}']
+    bad = [
+        b"{not json",
+        b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:00:00Z","price":-1,"volume":1}',
+    ]
     producer = kafka_producer(settings)
     for frame in (on_time, late, sentinel):
         for _, row in frame.iterrows():
@@ -104,10 +109,16 @@ def test_stream_survives_sigkill_drops_late_ticks_and_matches_pandas_and_recompu
     ]  # fmt: skip
     log_path = tmp_path / "killed-run.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, env=_subprocess_env(settings), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, env=_subprocess_env(settings), stdout=log, stderr=subprocess.STDOUT
+        )
         try:
             _wait_for_key(
-                s3_client, bucket, f"{root}/checkpoints/realtime/windows/commits/0", proc, timeout_s=400
+                s3_client,
+                bucket,
+                f"{root}/checkpoints/realtime/windows/commits/0",
+                proc,
+                timeout_s=400,
             )
         finally:
             proc.send_signal(signal.SIGKILL)
@@ -117,7 +128,9 @@ def test_stream_survives_sigkill_drops_late_ticks_and_matches_pandas_and_recompu
     summary = run_stream(settings, spark=spark, topic=topic, paths=paths, run_id="resumed")
     assert summary.batches >= 1
 
-    out = spark.read.parquet(paths.output).toPandas()  # through _spark_metadata: committed files only
+    out = spark.read.parquet(
+        paths.output
+    ).toPandas()  # through _spark_metadata: committed files only
     for col in ("window_start", "window_end"):
         out[col] = pd.to_datetime(out[col]).dt.tz_localize("UTC")
     assert not out.duplicated(["symbol", "window_start"]).any(), "a window was written twice"
@@ -155,8 +168,12 @@ def test_stream_survives_sigkill_drops_late_ticks_and_matches_pandas_and_recompu
     for col in ("window_start", "window_end"):
         batch[col] = pd.to_datetime(batch[col]).dt.tz_localize("UTC")
     batch = batch.merge(out[["symbol", "window_start"]], on=["symbol", "window_start"], how="inner")
-    references["assert_close"](batch.drop(columns="date"), out.drop(columns="date"), keys=["symbol", "window_start"])
+    references["assert_close"](
+        batch.drop(columns="date"), out.drop(columns="date"), keys=["symbol", "window_start"]
+    )
     stored = json.loads(
-        s3_client.get_object(Bucket=bucket, Key=f"{root}/processed/realtime/_runs/resumed.json")["Body"].read()
+        s3_client.get_object(Bucket=bucket, Key=f"{root}/processed/realtime/_runs/resumed.json")[
+            "Body"
+        ].read()
     )
     assert stored["late_rows_dropped"] == summary.late_rows_dropped

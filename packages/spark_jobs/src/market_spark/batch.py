@@ -13,12 +13,12 @@ import time
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from market_common.contracts import FUTURE_TOLERANCE
-from market_common.logging import get_logger
-from market_common.settings import MarketSettings
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
+from market_common.contracts import FUTURE_TOLERANCE
+from market_common.logging import get_logger
+from market_common.settings import MarketSettings
 from market_spark import storage
 from market_spark.schemas import PARTITION_COLUMN, PROCESSED_HISTORICAL_COLUMNS, RAW_HISTORICAL
 from market_spark.steps import historical_dedup, historical_quality
@@ -96,7 +96,9 @@ def run_batch(
             observed,
             F.count(F.lit(1)).alias("rows"),
             # Observation returns arrays as JVM objects: ship the set as one string.
-        F.array_join(F.array_sort(F.collect_set(F.col(PARTITION_COLUMN))), ",").alias("partitions"),
+            F.array_join(F.array_sort(F.collect_set(F.col(PARTITION_COLUMN))), ",").alias(
+                "partitions"
+            ),
         )
         storage.write_partitioned(processed, output_uri, sort=("symbol",))
         metrics = observed.get

@@ -19,7 +19,6 @@ from datetime import date
 
 from market_common.logging import configure_logging, get_logger
 from market_common.settings import MarketSettings, load_settings
-
 from market_spark.errors import SparkJobError
 
 log = get_logger("market_spark.cli")

@@ -14,11 +14,11 @@ import time
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-from market_common.logging import get_logger
-from market_common.settings import MarketSettings
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
+from market_common.logging import get_logger
+from market_common.settings import MarketSettings
 from market_spark import storage
 from market_spark.schemas import PARTITION_COLUMN, RAW_REALTIME, TICK_COLUMNS
 from market_spark.steps import tick_quality, tick_windows
@@ -99,6 +99,7 @@ def run_recompute(
         duration_s=round(time.perf_counter() - started, 3),
     )
     storage.write_text(spark, f"{output_uri.rstrip('/')}/_runs/{run_id}.json", summary.to_json())
-    log.info("realtime recompute done", extra={"run_id": run_id, "windows": summary.windows_written})
+    log.info(
+        "realtime recompute done", extra={"run_id": run_id, "windows": summary.windows_written}
+    )
     return summary
-

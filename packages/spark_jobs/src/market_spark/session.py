@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from market_common.logging import get_logger
 from market_common.settings import MarketSettings
-
 from market_spark.errors import PackageResolutionError
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ same code writes to ``file://`` in unit tests and ``s3a://`` against MinIO or S3
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from market_spark.errors import NoInputError, RawSchemaError
 
@@ -78,7 +78,7 @@ def write_partitioned(df: DataFrame, uri: str, *, sort: tuple[str, ...]) -> None
 
 
 def _fs_path(spark: SparkSession, uri: str):  # type: ignore[no-untyped-def]
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    jvm: Any = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path(uri)
     conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
     return path.getFileSystem(conf), path
@@ -97,7 +97,7 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
 def read_text(spark: SparkSession, uri: str) -> str:
     """Read one small UTF-8 file written by :func:`write_text`."""
     fs, path = _fs_path(spark, uri)
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    jvm: Any = spark.sparkContext._jvm
     stream = fs.open(path)
     try:
         data = jvm.org.apache.commons.io.IOUtils.toByteArray(stream)

@@ -14,6 +14,7 @@ exactly-once without idempotency bookkeeping; the price is reading the topic twi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
@@ -21,10 +22,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from market_common.logging import get_logger
-from market_common.settings import MarketSettings
 from pyspark.sql import functions as F
 
+from market_common.logging import get_logger
+from market_common.settings import MarketSettings
 from market_spark import storage
 from market_spark.errors import StreamFailedError
 from market_spark.schemas import PARTITION_COLUMN
@@ -68,7 +69,10 @@ class StreamPaths:
 def kafka_options(settings: MarketSettings) -> dict[str, str]:
     """``kafka.*`` source options from settings (bootstrap servers and security)."""
     k = settings.kafka
-    opts = {"kafka.bootstrap.servers": k.bootstrap_servers, "kafka.security.protocol": k.security_protocol}
+    opts = {
+        "kafka.bootstrap.servers": k.bootstrap_servers,
+        "kafka.security.protocol": k.security_protocol,
+    }
     if k.sasl_mechanism:
         module = (
             "org.apache.kafka.common.security.scram.ScramLoginModule"
@@ -105,9 +109,7 @@ def _counts_by_reason() -> list[Any]:
     return [F.count_if(F.col("reason") == r).alias(r) for r in tick_quality.REASONS]
 
 
-def build_queries(
-    source: DataFrame, *, watermark: str
-) -> tuple[DataFrame, DataFrame]:
+def build_queries(source: DataFrame, *, watermark: str) -> tuple[DataFrame, DataFrame]:
     """(windows, quarantine) streaming DataFrames for one source, with observed counters."""
     classified = tick_quality.transform(tick_parse.transform(source))
     valid = classified.where(F.col("reason").isNull()).observe(
@@ -240,18 +242,23 @@ def run_stream(
     )
     windows, quarantine = build_queries(source, watermark=watermark)
     ck = paths.checkpoint.rstrip("/")
-    common = {"trigger": trigger, "interval": interval}
     queries = [
-        _start(windows, name="realtime_windows", path=paths.output, checkpoint=f"{ck}/windows", **common),
         _start(
-            quarantine,
-            name="realtime_quarantine",
-            path=paths.quarantine,
-            checkpoint=f"{ck}/quarantine",
-            **common,
-        ),
+            df,
+            name=f"realtime_{name}",
+            path=path,
+            checkpoint=f"{ck}/{name}",
+            trigger=trigger,
+            interval=interval,
+        )
+        for name, df, path in (
+            ("windows", windows, paths.output),
+            ("quarantine", quarantine, paths.quarantine),
+        )
     ]
-    log.info("streaming queries started", extra={"run_id": run_id, "topic": topic, "trigger": trigger})
+    log.info(
+        "streaming queries started", extra={"run_id": run_id, "topic": topic, "trigger": trigger}
+    )
     _await(queries, timeout_s=timeout_s)
     summary = summarize(
         run_id=run_id,
@@ -277,10 +284,9 @@ def _await(queries: list[StreamingQuery], *, timeout_s: float | None) -> None:
 
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        # Outside the main thread signal() raises: the caller owns signal handling then.
+        with contextlib.suppress(ValueError):
             previous[sig] = signal.signal(sig, request_stop)
-        except ValueError:  # not the main thread: the caller owns signal handling
-            pass
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
         while True:

@@ -40,7 +40,7 @@ def raw_historical(
     topic: str = "stock-market-batch",
     ingested_at: datetime = datetime(2024, 6, 1, tzinfo=UTC),
 ) -> pd.DataFrame:
-    """Valid daily bars for every symbol × day, one Kafka delivery each."""
+    """Valid daily bars for every symbol x day, one Kafka delivery each."""
     rng = np.random.default_rng(seed)
     n_sym, n_day = len(syms), len(days)
     drift = rng.normal(0.0003, 0.02, size=(n_sym, n_day))
@@ -156,7 +156,9 @@ def to_parquet_bytes(frame: pd.DataFrame, kind: str) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pandas(frame, schema=_arrow_schema(kind), preserve_index=False, safe=False)
+    table = pa.Table.from_pandas(
+        frame, schema=_arrow_schema(kind), preserve_index=False, safe=False
+    )
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="snappy")
     return buf.getvalue()

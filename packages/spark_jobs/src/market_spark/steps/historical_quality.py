@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from market_common.contracts import SCHEMA_VERSION
-from market_common.identifiers import SYMBOL_RE
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from market_common.contracts import SCHEMA_VERSION
+from market_common.identifiers import SYMBOL_RE
 from market_spark.schemas import RAW_HISTORICAL
 from market_spark.steps.rules import any_of, first_failing, is_not_finite
 

@@ -6,10 +6,10 @@ A value that is not a JSON object of the tick contract keeps its raw text and ge
 
 from __future__ import annotations
 
-from market_common.contracts import Tick
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from market_common.contracts import Tick
 from market_spark.schemas import TICK_COLUMNS, TICK_JSON
 
 # The contract defaults a missing source; so does the parser.

@@ -6,11 +6,11 @@ than anywhere: one tick from 2099 would push the event-time watermark past every
 
 from __future__ import annotations
 
-from market_common.contracts import FUTURE_TOLERANCE, SCHEMA_VERSION
-from market_common.identifiers import SYMBOL_RE
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from market_common.contracts import FUTURE_TOLERANCE, SCHEMA_VERSION
+from market_common.identifiers import SYMBOL_RE
 from market_spark.steps.rules import any_of, first_failing, is_not_finite
 
 REQUIRED = ("schema_version", "symbol", "ts", "price", "volume")

@@ -79,8 +79,9 @@ def transform(df: DataFrame, *, watermark: str = DEFAULT_WATERMARK) -> DataFrame
         )
     )
     stage2 = (
-        stage1.groupBy(F.col("symbol"), F.window(F.col("event_time"), TRAILING, WINDOW).alias("h"))
-        .agg(
+        stage1.groupBy(
+            F.col("symbol"), F.window(F.col("event_time"), TRAILING, WINDOW).alias("h")
+        ).agg(
             F.sum(F.col("sum_price")).alias("sum_price_1h"),
             F.sum(F.col("tick_count")).alias("tick_count_1h"),
             F.max_by(F.struct(*[F.col(c) for c in _STAGE1]), F.col("window_end")).alias("last"),
