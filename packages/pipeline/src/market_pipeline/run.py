@@ -173,12 +173,16 @@ def s3_keys(settings: MarketSettings, *parts: str, client: Any = None) -> list[s
     return sorted(out)
 
 
+DBT_INPUTS = ("dbt_project.yml", "profiles.yml", "packages.yml", "models", "macros", "seeds",
+              "tests", "snapshots", "analyses")  # fmt: skip
+
+
 def dbt_project_hash(project_dir: Path) -> str:
-    """Hash of the dbt project's sources: a model change must rebuild the marts."""
+    """Hash of what dbt reads (not BUILD/README/target): a model change must rebuild the marts."""
     digest = hashlib.sha256()
     for path in sorted(project_dir.rglob("*")):
         rel = path.relative_to(project_dir)
-        if path.is_file() and rel.parts[0] not in {"target", "logs", "dbt_packages"}:
+        if path.is_file() and rel.parts[0] in DBT_INPUTS:
             digest.update(str(rel).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
