@@ -37,8 +37,9 @@ measures as (
     select
         *,
         window_close_price - prev_window_close_price as price_delta,
-        100 * {{ safe_divide('window_close_price - prev_window_close_price', 'prev_window_close_price') }}
-            as price_delta_pct,
+        100 * {{
+            safe_divide('window_close_price - prev_window_close_price', 'prev_window_close_price')
+        }} as price_delta_pct,
         ma_15m - prev_ma_15m as ma_15m_delta,
         ma_15m - ma_1h as ma_spread,
         100 * {{ safe_divide('ma_15m - ma_1h', 'ma_1h') }} as ma_spread_pct,

@@ -44,7 +44,8 @@ joined as (
         rolling_metrics.sma_20d,
         rolling_metrics.sma_50d,
         {%- for day in ['', 'prev_'] %}
-            {%- set gap = 'rolling_metrics.' ~ day ~ 'sma_20d - rolling_metrics.' ~ day ~ 'sma_50d' %}
+            {%- set sma = 'rolling_metrics.' ~ day %}
+            {%- set gap = sma ~ 'sma_20d - ' ~ sma ~ 'sma_50d' %}
             case
                 when abs({{ gap }}) <= {{ var('price_tolerance') }} then 0
                 else sign({{ gap }})
