@@ -40,6 +40,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_DIR)
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home / 'airflow.db'}"
     os.environ.setdefault("MARKET_DAGS__DBT__PROJECT_DIR", str(DBT_DIR))
+    # Cosmos phones home (scarf.sh) from tasks unless told not to; tests stay on loopback.
+    os.environ["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] = "False"
+    os.environ["DO_NOT_TRACK"] = "1"
 
 
 @pytest.fixture(scope="session")

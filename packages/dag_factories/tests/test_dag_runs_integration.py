@@ -1,6 +1,6 @@
 """``dag.test()`` of the three DAGs against the local stack, isolated per test session.
 
-Synthetic source, 2 symbols, a one-week window, subprocess runner (the console scripts
+Synthetic source, 2 symbols, ~140 trading days, subprocess runner (the console scripts
 the production images run). Topics, consumer groups, S3 prefixes and Snowflake databases
 are unique to this module, so parallel test processes never share data. Order matters
 and mirrors production: batch and streaming load the sources, then the dbt DAG builds
@@ -72,7 +72,9 @@ def _run(dag: Any, **kwargs: Any) -> dict[str, str]:
 def batch_states(airflow_db: Path, deployment: DeploymentSettings) -> dict[str, str]:
     from market_dags.factories import build_batch_pipeline_dag
 
-    dag = build_batch_pipeline_dag(BatchPipelineConfig(lookback_days=7, deployment=deployment))
+    # ~140 trading days: the marts' data tests require most rows to have a 50-day SMA
+    # (not_null_proportion 0.5), so "a few days" of history would fail them by design.
+    dag = build_batch_pipeline_dag(BatchPipelineConfig(lookback_days=200, deployment=deployment))
     # dag.test() runs no scheduler, so the triggered dbt run would never start and the
     # waiting trigger would block: it is marked successful here and the dbt DAG is tested
     # on its own below.

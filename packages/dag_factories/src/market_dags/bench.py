@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     root = _repo_root()
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="market-dags-bench-"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
     os.environ.setdefault("MARKET_DAGS__DBT__PROJECT_DIR", str(root / "dbt"))
     from market_dags.config import DbtPipelineConfig
 
