@@ -100,10 +100,14 @@ def test_platform_images_are_pants_targets(services: dict[str, dict[str, Any]]) 
         assert repository in targets, f"{name}: {repository} is not a docker_image repository"
         # ${MARKET_IMAGE_TAG:-latest}: both the default and .env.example's value are built.
         match = VARIABLE.fullmatch(tag)
-        candidates = {tag} if match is None else {
-            tag.split(":-", 1)[1].rstrip("}") if ":-" in tag else "",
-            defaults.get(match.group(1), ""),
-        }
+        candidates = (
+            {tag}
+            if match is None
+            else {
+                tag.split(":-", 1)[1].rstrip("}") if ":-" in tag else "",
+                defaults.get(match.group(1), ""),
+            }
+        )
         assert candidates <= targets[repository], (
             f"{name}: tag(s) {sorted(candidates)} of {repository} are not built by Pants "
             f"(image_tags: {sorted(targets[repository])})"

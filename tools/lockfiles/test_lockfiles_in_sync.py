@@ -22,9 +22,7 @@ def _norm(name: str) -> str:
 def _uv_pins() -> dict[str, str]:
     lock = tomllib.loads((ROOT / "uv.lock").read_text())
     return {
-        _norm(p["name"]): p["version"]
-        for p in lock["package"]
-        if "registry" in p.get("source", {})
+        _norm(p["name"]): p["version"] for p in lock["package"] if "registry" in p.get("source", {})
     }
 
 
@@ -50,7 +48,9 @@ def test_constraints_are_the_uv_export() -> None:
     constraints = _constraint_pins()
     # uv.lock also holds platform-specific packages; each constraint must match it exactly.
     mismatched = {n: (v, uv.get(n)) for n, v in constraints.items() if uv.get(n) != v}
-    assert not mismatched, f"constraints.txt differs from uv.lock (name: (constraint, uv)): {mismatched}"
+    assert (
+        not mismatched
+    ), f"constraints.txt differs from uv.lock (name: (constraint, uv)): {mismatched}"
 
 
 def test_pex_lock_pins_exactly_uv_versions() -> None:
@@ -67,7 +67,10 @@ def test_pex_lock_was_generated_from_current_requirements() -> None:
     lock = _pex_lock()
     inputs = {_norm(re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0]) for r in lock["requirements"]}  # type: ignore[union-attr]
     declared: set[str] = set()
-    for pyproject in [ROOT / "pyproject.toml", *sorted((ROOT / "packages").glob("*/pyproject.toml"))]:
+    for pyproject in [
+        ROOT / "pyproject.toml",
+        *sorted((ROOT / "packages").glob("*/pyproject.toml")),
+    ]:
         project = tomllib.loads(pyproject.read_text())["project"]
         reqs = list(project.get("dependencies", []))
         for extra in project.get("optional-dependencies", {}).values():

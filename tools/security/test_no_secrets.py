@@ -33,7 +33,17 @@ PLACEHOLDER = re.compile(
 )
 SKIP_SUFFIXES = {".lock", ".png", ".parquet", ".pex", ".whl"}
 # Untracked, machine-local output (relevant when run by plain pytest in a checkout).
-SKIP_DIRS = {".git", ".venv", ".local", ".pants.d", "__pycache__", "target", "logs", "report", "results"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    ".local",
+    ".pants.d",
+    "__pycache__",
+    "target",
+    "logs",
+    "report",
+    "results",
+}
 
 
 def _text_files() -> list[Path]:
@@ -67,7 +77,9 @@ def test_no_credentials_in_tracked_files() -> None:
 
 
 def test_scanner_catches_planted_secrets() -> None:
-    planted = 'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\nAKIAIOSFODNN7EXAMPLE\n'
+    planted = (
+        'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"\nAKIAIOSFODNN7EXAMPLE\n'
+    )
     hits = [what for what, pattern in PATTERNS.items() if pattern.search(planted)]
     assert hits == ["AWS access key id", "hard-coded password"]
 

@@ -58,7 +58,10 @@ def test_merge_and_persist_across_restart(tmp_path: Path, unique_name: UniqueNam
         restarted = stack.ensure_up(settings, only="snowflake")
         assert restarted.services["snowflake"].healthy
         assert not restarted.services["snowflake"].reused
-        assert _read(snowflake.connector.connect(**restarted.snowflake_connect_kwargs()), db) == EXPECTED
+        assert (
+            _read(snowflake.connector.connect(**restarted.snowflake_connect_kwargs()), db)
+            == EXPECTED
+        )
     finally:
         stack.down(settings, only="snowflake")
 

@@ -60,7 +60,14 @@ async def run_actionlint(
     result = await Get(
         FallibleProcessResult,
         Process(
-            argv=(tool.exe, "-no-color", shellcheck_arg, "-pyflakes=", *actionlint.args, *sources.files),
+            argv=(
+                tool.exe,
+                "-no-color",
+                shellcheck_arg,
+                "-pyflakes=",
+                *actionlint.args,
+                *sources.files,
+            ),
             input_digest=input_digest,
             description=f"Run actionlint on {pluralize(len(sources.files), 'file')}.",
             level=LogLevel.DEBUG,

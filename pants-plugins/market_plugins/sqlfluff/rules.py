@@ -57,7 +57,9 @@ async def partition_fmt(
     return _partition(request.files, sqlfluff)
 
 
-async def _run_sqlfluff(command: str, sources: Snapshot, sqlfluff: Sqlfluff) -> FallibleProcessResult:
+async def _run_sqlfluff(
+    command: str, sources: Snapshot, sqlfluff: Sqlfluff
+) -> FallibleProcessResult:
     files = sources.files
     tool, support = await MultiGet(
         Get(VenvPex, PexRequest, sqlfluff.to_pex_request()),
@@ -78,7 +80,9 @@ async def _run_sqlfluff(command: str, sources: Snapshot, sqlfluff: Sqlfluff) -> 
 
 
 @rule(desc="Lint with sqlfluff", level=LogLevel.DEBUG)
-async def sqlfluff_lint(request: SqlfluffLintRequest.Batch[str, Any], sqlfluff: Sqlfluff) -> LintResult:
+async def sqlfluff_lint(
+    request: SqlfluffLintRequest.Batch[str, Any], sqlfluff: Sqlfluff
+) -> LintResult:
     sources = await Get(Snapshot, PathGlobs(request.elements))
     result = await _run_sqlfluff("lint", sources, sqlfluff)
     return LintResult.create(request, result)

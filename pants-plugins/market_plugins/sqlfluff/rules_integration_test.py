@@ -90,7 +90,9 @@ def rule_runner() -> RuleRunner:
     )
     config = (REPO_ROOT / ".sqlfluff").read_text()
     # The root config loads Jinja macros from dbt/macros, which must exist.
-    runner.write_files({".sqlfluff": config, "dbt/macros/noop.sql": "{% macro noop() %}{% endmacro %}\n"})
+    runner.write_files(
+        {".sqlfluff": config, "dbt/macros/noop.sql": "{% macro noop() %}{% endmacro %}\n"}
+    )
     return runner
 
 
@@ -109,7 +111,9 @@ def _lint(rule_runner: RuleRunner, files: dict[str, str]) -> LintResult:
 
 def test_lint_passes_clean_sql(rule_runner: RuleRunner) -> None:
     result = _lint(rule_runner, {"models/clean.sql": CLEAN_SQL})
-    assert result.exit_code == 0, f"clean SQL should pass the root config:\n{result.stdout}{result.stderr}"
+    assert (
+        result.exit_code == 0
+    ), f"clean SQL should pass the root config:\n{result.stdout}{result.stderr}"
 
 
 def test_lint_fails_on_planted_violation(rule_runner: RuleRunner) -> None:
