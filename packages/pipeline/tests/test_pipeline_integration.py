@@ -1,6 +1,6 @@
 """``market-pipeline run`` end to end on the local stack, at a reduced size.
 
-3 symbols x ~3 months of daily bars (enough trading days for SMA 50) and a 45-minute
+3 symbols x ~5 months of daily bars (SMA 50 on more than half of them) and a 45-minute
 session. Every name the run writes is unique to this test (topics, consumer groups, S3
 prefixes, warehouse databases, a scratch copy of dbt/), so parallel tests and the user's
 own runs never collide. Expectations are read back from the warehouse with plain SQL,
@@ -32,7 +32,8 @@ from market_pipeline.run import Pipeline, RunOptions
 pytestmark = pytest.mark.integration
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA")
-YEARS = 0.25  # ~63 trading days: SMA 50 is defined on the last ~13
+# ~113 trading days: dbt tests want SMA 50 on at least half of the rows (>= 100 days).
+YEARS = 0.45
 SESSION_MINUTES = 45
 
 
@@ -47,7 +48,8 @@ class FirstRun:
 def first_run(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstRun]:
     """One ``market-pipeline run`` with its own topics, groups, prefixes, databases and dbt copy."""
     names = UniqueNames("pipeline-integration")
-    prefix, ident = names("pipe"), names.ident("PIPE")
+    prefix = names("pipe")
+    ident = prefix.upper().replace("-", "_")
     work = tmp_path_factory.mktemp("pipeline")
     project = work / "dbt"
     shutil.copytree(

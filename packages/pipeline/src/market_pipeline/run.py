@@ -409,12 +409,15 @@ class Pipeline:
                 failures.append(
                     f"{node['unique_id']} [{node['status']}]: {(node.get('message') or '').strip()[:300]}"
                 )
-        if not built.results or any(
-            s in FAILED_DBT for r, by in statuses.items() if r != "test" for s in by
-        ):
+        # A failing test skips every model downstream of it: those marts would be missing.
+        unbuilt = [n["unique_id"] for n in built.results
+                   if not n["unique_id"].startswith("test.") and n["status"] in (*FAILED_DBT, "skipped")]  # fmt: skip
+        if not built.results or unbuilt:
             raise DbtModelsFailedError(
-                "dbt build did not build every model:\n  "
-                + "\n  ".join(failures or ["no results (see dbt/logs/dbt.log)"])
+                f"dbt build did not build {', '.join(unbuilt) or 'anything'}; failures:\n  "
+                + "\n  ".join(
+                    failures or [f"none reported (see {runner.project.project_dir}/logs/dbt.log)"]
+                )
             )
         manifest = json.loads((runner.project.target_dir / "manifest.json").read_text())
         return {"statuses": statuses, "failures": failures, "schema_context": model_docs(manifest)}
