@@ -39,6 +39,21 @@ BUNDLED_EXCLUDES = (
     "org.apache.hadoop:hadoop-client-api",
 )
 
+# Options that only mean something when this process launches the JVM.
+LAUNCH_TIME_KEYS = frozenset(
+    {
+        "spark.master",
+        "spark.driver.memory",
+        "spark.driver.extraJavaOptions",
+        "spark.driver.host",
+        "spark.driver.bindAddress",
+        "spark.jars.packages",
+        "spark.jars.excludes",
+        "spark.jars.ivy",
+        "spark.jars.ivySettings",
+    }
+)
+
 _IVY_SETTINGS = """<ivysettings>
   <!-- Written by market_spark.session: Maven Central only (ibiblio's default root). -->
   <settings defaultResolver="central"/>
@@ -151,6 +166,10 @@ def build_session(
     conf = session_conf(settings, app_name=app_name, ui_enabled=ui_enabled)
     conf.update(extra_conf or {})
     external_jvm = "PYSPARK_GATEWAY_PORT" in os.environ
+    wanted_packages = conf.get("spark.jars.packages", "")
+    if external_jvm:
+        # spark-submit already launched the driver: its --master/--packages/... win.
+        conf = {k: v for k, v in conf.items() if k not in LAUNCH_TIME_KEYS}
     if settings.spark.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder
@@ -172,7 +191,7 @@ def build_session(
     for key, value in s3a_conf(settings).items():
         hadoop_conf.set(key, value)
     if external_jvm:
-        _warn_missing_packages(spark, conf.get("spark.jars.packages", ""))
+        _warn_missing_packages(spark, wanted_packages)
     spark.sparkContext.setLogLevel("WARN")
     return spark
 
