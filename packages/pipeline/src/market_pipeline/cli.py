@@ -10,6 +10,7 @@ Exit codes: 0 ok; 1 a step failed (message names the step and its log); 2 usage 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -150,12 +151,19 @@ def run(
 def report(report_dir: ReportDir = Path("report")) -> None:
     """Rebuild the report directory from the marts already in the warehouse."""
     from market_common.clients import snowflake_connection
+    from market_dbt.docs import model_docs
+    from market_dbt.runner import DbtProject
     from market_pipeline.report import build_report
 
     _setup(verbose=False)
     settings = load_settings()
+    # schema_context.json from the last dbt invocation's manifest, when there is one.
+    manifest = DbtProject.from_settings(settings).target_dir / "manifest.json"
+    context = model_docs(json.loads(manifest.read_text())) if manifest.is_file() else None
     with snowflake_connection(settings) as conn:
-        paths = build_report(conn, report_dir, database=settings.snowflake.batch_database)
+        paths = build_report(
+            conn, report_dir, database=settings.snowflake.batch_database, schema_context=context
+        )
     console.print(f"report: {paths.index_html}\ndigest: {paths.digest}")
 
 
