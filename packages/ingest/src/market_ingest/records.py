@@ -455,7 +455,7 @@ def _resolve_slow(
             row = model_row(kind, model)
             if kind == "daily_bar" and not _in_ns_range(row["trade_date"]):
                 raise InvalidRecordError(
-                    f"trade_date {model.trade_date} is outside the storable range 1678-2261", raw
+                    f"trade_date {row['trade_date']} is outside the storable range 1678-2261", raw
                 )
         except InvalidRecordError as exc:
             rejects.append(Reject(i, exc.reason, raw))

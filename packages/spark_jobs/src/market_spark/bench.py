@@ -279,7 +279,7 @@ def main(
         rows = generate_raw(raw_dir, years=years, symbols=symbols)
         log.info("generated raw bars", extra={"rows": rows, "dir": str(raw_dir)})
         spark = build_session(settings, app_name="market-spark-bench", ui_enabled=False)
-        uris = {
+        uris: dict[str, Any] = {
             "input_uri": f"file://{raw_dir}",
             "output_uri": f"file://{scratch}/spark/processed",
             "quarantine_uri": f"file://{scratch}/spark/quarantine",
