@@ -28,7 +28,7 @@ PATTERNS = {
 # Values that are references or placeholders, not secrets.
 PLACEHOLDER = re.compile(
     r"""(?ix)^(?:\$|\{|env_var|os\.environ|settings\.|sf\.|s3\.|k\.|self\.|none|null|changeme|
-    change-me|example|placeholder|your[_-]|<|\*+|secretstr|getenv|kw\[|conf\[|get_secret_value|
+    change-me|replace|example|placeholder|your[_-]|<|\*+|secretstr|getenv|kw\[|conf\[|get_secret_value|
     private_key|password\)|secrets\.|local$)"""
 )
 SKIP_SUFFIXES = {".lock", ".png", ".parquet", ".pex", ".whl"}

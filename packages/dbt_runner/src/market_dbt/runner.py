@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from market_common.runtime import child_env
 from market_common.settings import MarketSettings
 from market_dbt.errors import DbtProjectNotFoundError, DbtRunError, NodeFailure
 
@@ -157,7 +158,7 @@ class DbtRunner:
     def _run_subprocess(self, argv: list[str]) -> tuple[bool, str]:
         completed = subprocess.run(
             [sys.executable, "-m", "dbt.cli.main", *argv],
-            env={**os.environ, **self.env},
+            env=child_env(self.env),
             cwd=self.project.project_dir,
             capture_output=True,
             text=True,

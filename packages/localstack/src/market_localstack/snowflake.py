@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from market_common.runtime import python_path
 from market_localstack.service import Service
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class FakesnowService(Service):
     def environment(self) -> dict[str, str]:
         env = super().environment()
         # The launcher must import this package even from a Pants sandbox / pex.
-        env["PYTHONPATH"] = ":".join(p for p in sys.path if p)
+        env["PYTHONPATH"] = python_path()
         return env
 
     def probe(self) -> bool:

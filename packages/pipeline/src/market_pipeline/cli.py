@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,6 +20,7 @@ import typer
 from rich.console import Console
 
 from market_common.logging import configure_logging
+from market_common.runtime import python_path
 from market_common.settings import load_settings
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def _setup(verbose: bool) -> None:
     configure_logging("INFO" if verbose else "WARNING")
     # Children started as `python -m <module>` (local stack services, dbt, Spark) must see
     # the modules this process sees, also when it runs from a PEX.
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    os.environ["PYTHONPATH"] = python_path()
     if not verbose:
         # kafka-python warns about routine group rebalances of brand-new topics.
         logging.getLogger("kafka").setLevel(logging.ERROR)

@@ -9,14 +9,13 @@ works from a PEX too, where the packages are not installed in the interpreter.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
+from market_common import runtime
 from market_common.settings import ENV_PREFIX, MarketSettings
 
 # Sections whose scalar fields are exported; others (spark, dbt) pass through os.environ.
@@ -50,7 +49,4 @@ def settings_env(settings: MarketSettings) -> dict[str, str]:
 
 def child_env(settings: MarketSettings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """``os.environ`` + the settings + our ``sys.path`` as PYTHONPATH, for a subprocess."""
-    paths = [p for p in sys.path if p]
-    inherited = os.environ.get("PYTHONPATH")
-    python_path = os.pathsep.join([*paths, inherited] if inherited else paths)
-    return {**os.environ, **settings_env(settings), "PYTHONPATH": python_path, **(extra or {})}
+    return runtime.child_env({**settings_env(settings), **(extra or {})})
