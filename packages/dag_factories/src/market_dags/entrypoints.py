@@ -21,11 +21,25 @@ class ConsoleScriptNotFoundError(LookupError):
     """No installed distribution declares the console script."""
 
 
+# The workspace's own console scripts (as in each package's pyproject.toml), for when the
+# code runs without distribution metadata: from a PEX or a Pants sandbox.
+WORKSPACE_SCRIPTS: dict[str, tuple[str, str]] = {
+    "market-ingest": ("market_ingest.cli", "app"),
+    "market-spark": ("market_spark.cli", "main"),
+    "market-load": ("market_loaders.cli", "app"),
+    "market-dbt": ("market_dbt.cli", "main"),
+    "market-localstack": ("market_localstack.cli", "app"),
+}
+
+
 def find_entry_point(script: str) -> EntryPoint:
     """The ``console_scripts`` entry point named ``script`` (e.g. ``market-ingest``)."""
     matches = entry_points(group="console_scripts", name=script)
     for ep in matches:
         return ep
+    if script in WORKSPACE_SCRIPTS:
+        module, attr = WORKSPACE_SCRIPTS[script]
+        return EntryPoint(name=script, value=f"{module}:{attr}", group="console_scripts")
     raise ConsoleScriptNotFoundError(
         f"console script {script!r} is not installed in {sys.prefix}: install the package that "
         f"provides it (uv sync) or choose the container runner"
