@@ -131,7 +131,8 @@ def run_bench(
             )  # fmt: skip
         rbr_s = time.perf_counter() - started
         count_sql = f"select count(*) from {rbr_target.fqn}"  # noqa: S608 - validated name
-        (rbr_count,) = cur.execute(count_sql).fetchone()
+        cur.execute(count_sql)
+        (rbr_count,) = cur.fetchone() or (0,)
         cur.execute(sql.drop_table(rbr_target))
     finally:
         conn.close()
