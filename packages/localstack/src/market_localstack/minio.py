@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from market_common import clients
 from market_localstack.errors import ArtifactResolutionError
 from market_localstack.process import file_lock
 from market_localstack.service import Service
@@ -227,26 +228,8 @@ class MinioService(Service):
 
 
 def s3_client(settings: MarketSettings) -> Any:
-    """A boto3 S3 client for the stack's MinIO (path-style addressing)."""
-    import boto3
-    from botocore.config import Config
-
-    s3 = settings.s3
-    return boto3.client(
-        "s3",
-        endpoint_url=s3.endpoint_url,
-        region_name=s3.region,
-        aws_access_key_id=s3.access_key_id.get_secret_value() if s3.access_key_id else None,
-        aws_secret_access_key=(
-            s3.secret_access_key.get_secret_value() if s3.secret_access_key else None
-        ),
-        config=Config(
-            s3={"addressing_style": "path" if s3.path_style else "auto"},
-            retries={"max_attempts": 3, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=30,
-        ),
-    )
+    """A boto3 S3 client for the stack's MinIO: the shared factory, nothing local."""
+    return clients.s3_client(settings)
 
 
 def ensure_bucket(settings: MarketSettings, bucket: str) -> None:

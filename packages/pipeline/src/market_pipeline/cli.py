@@ -191,5 +191,24 @@ def bench(
     console.print(f"wall time {record['wall_time_s']} s → {results_dir / 'pipeline.md'}")
 
 
+@app.command("bench-dbt")
+def bench_dbt(
+    symbols: Annotated[int, typer.Option(help="Symbols in the generated history.")] = 500,
+    days: Annotated[int, typer.Option(help="Trading days per symbol (2520 = 10 years).")] = 2520,
+    results_dir: Annotated[
+        Path, typer.Option(help="Where warehouse.json / warehouse.md are updated.")
+    ] = Path("benchmarks/results"),
+) -> None:
+    """Time `dbt build` on ~1.26M daily rows loaded through the bulk loader."""
+    from market_pipeline.bench_dbt import run_dbt_bench
+
+    _setup(verbose=False)
+    report = run_dbt_bench(load_settings(), symbols=symbols, days=days, out_dir=results_dir)
+    console.print(
+        f"{report['rows']:,} rows: load {report['load_seconds']} s, "
+        f"dbt build {report['dbt_build_seconds']} s → {results_dir / 'warehouse.md'}"
+    )
+
+
 if __name__ == "__main__":
     app()
