@@ -272,6 +272,29 @@ def backfill(
     return result
 
 
+def _send_all(
+    out: RecordProducer,
+    frames: Iterable[Any],
+    *,
+    progress: Progress | None,
+    stop: threading.Event | None,
+) -> ProduceResult:
+    """Send every frame until done or ``stop`` is set; always flush and close the producer."""
+    interrupted = False
+    try:
+        for frame in frames:
+            out.send_frame(frame)
+            if progress is not None:
+                progress(len(frame))
+            if stop is not None and stop.is_set():
+                interrupted = True
+                break
+    finally:
+        interrupted = interrupted or (stop is not None and stop.is_set())
+        result = out.close(interrupted=interrupted)
+    return result
+
+
 def stream(
     settings: MarketSettings,
     *,
@@ -308,17 +331,7 @@ def stream(
         producer=producer,
         now=now,
     )
-    interrupted = False
-    try:
-        for frame in src.ticks(syms, clock=clock, session_minutes=session_minutes, stop=stop):
-            out.send_frame(frame)
-            if progress is not None:
-                progress(len(frame))
-            if stop is not None and stop.is_set():
-                interrupted = True
-                break
-    finally:
-        interrupted = interrupted or (stop is not None and stop.is_set())
-        result = out.close(interrupted=interrupted)
+    frames = src.ticks(syms, clock=clock, session_minutes=session_minutes, stop=stop)
+    result = _send_all(out, frames, progress=progress, stop=stop)
     log.info("stream finished", extra=result.summary())
     return result
