@@ -235,11 +235,7 @@ def backfill(
     the source is exhausted or ``stop`` is set; the result is flushed and counted.
     """
     syms = _symbols(settings, symbols)
-    src = (
-        source
-        if not isinstance(source, str | None)
-        else make_source(source or settings.source, seed=seed)
-    )
+    src = _resolve_source(settings, source, seed)
     first, last = backfill_window(years=years, start=start, end=end, now=now())
     if on_total is not None:
         on_total(len(trading_days(first, last)) * len(syms))
@@ -252,24 +248,20 @@ def backfill(
         producer=producer,
         now=now,
     )
-    interrupted = False
     log.info(
         "backfill starting",
         extra={"source": src.name, "symbols": len(syms), "start": str(first), "end": str(last)},
     )
-    try:
-        for frame in src.daily_bars(syms, first, last):
-            out.send_frame(frame)
-            if progress is not None:
-                progress(len(frame))
-            if stop is not None and stop.is_set():
-                interrupted = True
-                break
-    finally:
-        interrupted = interrupted or (stop is not None and stop.is_set())
-        result = out.close(interrupted=interrupted)
+    result = _send_all(out, src.daily_bars(syms, first, last), progress=progress, stop=stop)
     log.info("backfill finished", extra=result.summary())
     return result
+
+
+def _resolve_source(settings: MarketSettings, source: Source | str | None, seed: int) -> Source:
+    """A :class:`Source` as given, or built from its name (default ``settings.source``)."""
+    if isinstance(source, str | None):
+        return make_source(source or settings.source, seed=seed)
+    return source
 
 
 def _send_all(
@@ -315,11 +307,7 @@ def stream(
     ``clock="wall"`` emits in real time from now on.
     """
     syms = _symbols(settings, symbols)
-    src = (
-        source
-        if not isinstance(source, str | None)
-        else make_source(source or settings.source, seed=seed)
-    )
+    src = _resolve_source(settings, source, seed)
     if isinstance(clock, str):
         clock = WallClock() if clock == "wall" else SimulatedClock(now())
     out = RecordProducer(
