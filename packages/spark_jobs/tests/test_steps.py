@@ -230,7 +230,8 @@ def test_recompute_from_raw_realtime_matches_pandas(
     bad = ticks.iloc[:2].copy()
     bad["price"] = [-1.0, 0.0]
     bad["kafka_offset"] = [9000, 9001]
-    raw = pd.concat([ticks, bad], ignore_index=True)
+    redelivered = ticks.iloc[[10, 11]].assign(kafka_offset=[9002, 9003])
+    raw = pd.concat([ticks, bad, redelivered], ignore_index=True)
     for (day, hour), part in raw.groupby([raw["ts"].dt.date, raw["ts"].dt.hour]):
         write_raw(part, tmp_path / "raw", partition=f"date={day}/hour={hour:02d}")
     summary = run_recompute(
@@ -241,6 +242,7 @@ def test_recompute_from_raw_realtime_matches_pandas(
         run_id="r1",
     )
     assert summary.ticks_in == len(raw) and summary.invalid == {"non_positive_price": 2}
+    assert summary.duplicate_ticks_dropped == 2
     assert summary.dates_written == ["2024-01-02", "2024-01-03"]
     actual = spark.read.parquet(f"file://{tmp_path}/out").toPandas()
     for col in ("window_start", "window_end"):

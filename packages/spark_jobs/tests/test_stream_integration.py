@@ -1,4 +1,4 @@
-"""Streaming job against the real Kafka broker and MinIO: windows, kill/restart, lateness."""
+"""Streaming job against the real Kafka broker and MinIO: windows, kill/restart, lateness, dedup."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _wait_for_key(
     raise AssertionError(f"{key} did not appear within {timeout_s}s")
 
 
-def test_stream_survives_sigkill_drops_late_ticks_and_matches_pandas_and_recompute(
+def test_stream_survives_sigkill_drops_late_and_duplicate_ticks_and_matches_recompute(
     spark: SparkSession,
     spark_settings: MarketSettings,
     s3_client: Any,
@@ -84,12 +84,23 @@ def test_stream_survives_sigkill_drops_late_ticks_and_matches_pandas_and_recompu
     late["symbol"] = ["AAPL", "AAPL", "MSFT", "MSFT", "BRK.B"]
     sentinel = on_time.iloc[:1].copy()
     sentinel["ts"] = [START + timedelta(hours=3)]
+    # Redeliveries (same payload, new offset) within the watermark: tick 145 of batch 0, which
+    # the killed run commits, comes again as the first record of batch 1, so its dedup state
+    # must survive the restart; ticks 500 and 501 come again right after 501, in one batch.
+    redelivered = [on_time.iloc[[145]], on_time.iloc[[500, 501]]]
+    sent = pd.concat(
+        [on_time.iloc[:PER_TRIGGER], redelivered[0], on_time.iloc[PER_TRIGGER:502],
+         redelivered[1], on_time.iloc[502:]],
+        ignore_index=True,
+    )  # fmt: skip
+    sent["kafka_offset"] = range(len(sent))  # as the broker assigns them
+    duplicates = sum(len(r) for r in redelivered)
     bad = [
         b"{not json",
         b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:00:00Z","price":-1,"volume":1}',
     ]
     producer = kafka_producer(settings)
-    for frame in (on_time, late, sentinel):
+    for frame in (sent, late, sentinel):
         for _, row in frame.iterrows():
             producer.send(topic, key=row["symbol"].encode(), value=synthetic.tick_json(row))
     for value in bad:
@@ -141,19 +152,21 @@ def test_stream_survives_sigkill_drops_late_ticks_and_matches_pandas_and_recompu
     expected = expected[expected["window_end"] <= final_watermark]
     references["assert_close"](out.drop(columns="date"), expected, keys=["symbol", "window_start"])
 
-    # Late ticks are absent (no window before 14:00) and counted. Spark counts the rows the
-    # 15-minute aggregation drops *after* partial aggregation: one per (symbol, window) group.
+    # Late ticks are absent (no window before 14:00) and counted one by one, although they
+    # fall into only 4 (symbol, window) groups; redeliveries are counted and not aggregated
+    # (the windows equal the reference without them).
     assert out["window_start"].min() >= pd.Timestamp(START)
-    late_groups = late.assign(w=late["ts"].dt.floor("15min"))[["symbol", "w"]].drop_duplicates()
-    assert summary.late_rows_dropped == len(late_groups)
+    assert summary.late_rows_dropped == len(late) == 5
+    assert summary.duplicate_ticks_dropped == duplicates == 3
 
     quarantine = spark.read.parquet(paths.quarantine).toPandas()
     assert sorted(quarantine["reason"]) == ["malformed_json", "non_positive_price"]
     assert sorted(quarantine["raw_value"]) == sorted(v.decode() for v in bad)
 
-    # The batch recompute over the same ticks in the raw zone gives the same numbers.
+    # The batch recompute over the same ticks in the raw zone, redeliveries included, gives
+    # the same numbers.
     raw_prefix = f"{root}/raw/realtime"
-    ticks = pd.concat([on_time, sentinel], ignore_index=True)
+    ticks = pd.concat([sent, sentinel], ignore_index=True)
     for (day, hour), part in ticks.groupby([ticks["ts"].dt.date, ticks["ts"].dt.hour]):
         s3_client.put_object(
             Bucket=bucket,
@@ -161,9 +174,10 @@ def test_stream_survives_sigkill_drops_late_ticks_and_matches_pandas_and_recompu
             Body=synthetic.to_parquet_bytes(part, "realtime"),
         )
     recomputed_uri = f"s3a://{bucket}/{root}/processed/realtime_recompute"
-    run_recompute(
+    recomputed = run_recompute(
         settings, spark=spark, input_uri=f"s3a://{bucket}/{raw_prefix}", output_uri=recomputed_uri
     )
+    assert recomputed.duplicate_ticks_dropped == duplicates
     batch = spark.read.parquet(recomputed_uri).toPandas()
     for col in ("window_start", "window_end"):
         batch[col] = pd.to_datetime(batch[col]).dt.tz_localize("UTC")
@@ -177,3 +191,4 @@ def test_stream_survives_sigkill_drops_late_ticks_and_matches_pandas_and_recompu
         ].read()
     )
     assert stored["late_rows_dropped"] == summary.late_rows_dropped
+    assert stored["duplicate_ticks_dropped"] == summary.duplicate_ticks_dropped

@@ -1,7 +1,8 @@
 """Batch recompute of the realtime window metrics from ``raw/realtime`` (backfills).
 
 Uses the very same steps as the streaming job (:mod:`~market_spark.steps.tick_quality`,
-:mod:`~market_spark.steps.tick_windows`), so the same ticks give the same numbers. Unlike
+:mod:`~market_spark.steps.tick_dedup`, :mod:`~market_spark.steps.tick_windows`), so the same
+ticks give the same numbers; redelivered ticks in the raw zone are dropped the same way. Unlike
 the stream it has no watermark: late ticks that the stream dropped are included, and windows
 the stream has not closed yet are emitted. It writes to its own prefix (default
 ``processed/realtime_recompute``) because the stream's output directory is governed by its
@@ -21,7 +22,7 @@ from market_common.logging import get_logger
 from market_common.settings import MarketSettings
 from market_spark import storage
 from market_spark.schemas import PARTITION_COLUMN, RAW_REALTIME, TICK_COLUMNS
-from market_spark.steps import tick_quality, tick_windows
+from market_spark.steps import tick_dedup, tick_quality, tick_windows
 from market_spark.summary import RecomputeSummary, new_run_id
 
 if TYPE_CHECKING:
@@ -74,7 +75,11 @@ def run_recompute(
         F.count(F.lit(1)).alias("ticks_in"),
         *[F.count_if(F.col("reason") == r).alias(r) for r in tick_quality.REASONS],
     )
-    windows = tick_windows.transform(classified.where(F.col("reason").isNull()))
+    deduped = Observation("recompute_unique")
+    unique = tick_dedup.transform(classified.where(F.col("reason").isNull())).observe(
+        deduped, F.count(F.lit(1)).alias("rows")
+    )
+    windows = tick_windows.transform(unique)
     if since is not None:
         windows = windows.where(F.col("window_start") >= F.lit(since).cast("timestamp"))
     written = Observation("recompute_output")
@@ -87,13 +92,15 @@ def run_recompute(
     storage.write_partitioned(windows, output_uri, sort=("symbol", "window_start"))
     inputs, outputs = counted.get, written.get
     invalid = {r: int(inputs[r]) for r in tick_quality.REASONS if inputs[r]}
+    valid = int(inputs["ticks_in"]) - sum(invalid.values())
     summary = RecomputeSummary(
         run_id=run_id,
         input_uri=input_uri,
         output_uri=output_uri,
         ticks_in=int(inputs["ticks_in"]),
-        valid_ticks=int(inputs["ticks_in"]) - sum(invalid.values()),
+        valid_ticks=valid,
         invalid=invalid,
+        duplicate_ticks_dropped=valid - int(deduped.get["rows"]),
         windows_written=int(outputs["rows"]),
         dates_written=[d for d in (outputs["dates"] or "").split(",") if d],
         duration_s=round(time.perf_counter() - started, 3),

@@ -5,7 +5,8 @@ Two queries read the topic, each with its own checkpoint under
 output: a batch's files count only once its entry is in the sink's ``_spark_metadata`` log,
 and a restarted query replays exactly the offsets of its last uncommitted batch.
 
-* ``windows``: valid ticks → :mod:`market_spark.steps.tick_windows` → ``processed/realtime``.
+* ``windows``: valid ticks → :mod:`market_spark.steps.tick_dedup` (watermark; drops late and
+  redelivered ticks) → :mod:`market_spark.steps.tick_windows` → ``processed/realtime``.
 * ``quarantine``: invalid records with their raw value and reason → ``quarantine/realtime``.
 
 A second query (rather than ``foreachBatch`` writing two outputs) keeps both outputs
@@ -29,7 +30,7 @@ from market_common.settings import MarketSettings
 from market_spark import storage
 from market_spark.errors import StreamFailedError
 from market_spark.schemas import PARTITION_COLUMN
-from market_spark.steps import tick_parse, tick_quality, tick_windows
+from market_spark.steps import tick_dedup, tick_parse, tick_quality, tick_windows
 from market_spark.summary import StreamSummary, new_run_id
 
 if TYPE_CHECKING:
@@ -115,9 +116,11 @@ def build_queries(source: DataFrame, *, watermark: str) -> tuple[DataFrame, Data
     valid = classified.where(F.col("reason").isNull()).observe(
         "valid_ticks", F.count(F.lit(1)).alias("rows")
     )
-    windows = tick_windows.transform(valid, watermark=watermark).observe(
-        "windows", F.count(F.lit(1)).alias("rows")
+    # Rows in and out of the dedup: their difference is late + duplicate ticks.
+    unique = tick_dedup.transform(valid, watermark=watermark).observe(
+        "unique_ticks", F.count(F.lit(1)).alias("rows")
     )
+    windows = tick_windows.transform(unique).observe("windows", F.count(F.lit(1)).alias("rows"))
     quarantine = (
         classified.where(F.col("reason").isNotNull())
         .select(
@@ -178,13 +181,20 @@ def summarize(
     quarantine_progress: list[dict[str, Any]],
     duration_s: float,
 ) -> StreamSummary:
-    """Fold the progress reports of both queries into one :class:`StreamSummary`."""
+    """Fold the progress reports of both queries into one :class:`StreamSummary`.
+
+    Late ticks are the dedup operator's watermark drops only: it sees every tick, whereas the
+    window aggregation behind it drops whole partial-aggregate groups (and none after the dedup).
+    """
     data_batches = [p for p in windows_progress if p.get("numInputRows", 0) > 0]
     late = sum(
         int(op.get("numRowsDroppedByWatermark", 0))
         for p in windows_progress
         for op in p.get("stateOperators", [])
+        if op.get("operatorName") == tick_dedup.OPERATOR_NAME
     )
+    valid = _observed(windows_progress, "valid_ticks").get("rows", 0)
+    unique = _observed(windows_progress, "unique_ticks").get("rows", 0)
     watermark = next(
         (p["eventTime"].get("watermark") for p in reversed(windows_progress) if p.get("eventTime")),
         None,
@@ -196,10 +206,11 @@ def summarize(
         trigger=trigger,
         batches=len(data_batches),
         input_rows=sum(int(p.get("numInputRows", 0)) for p in windows_progress),
-        valid_ticks=_observed(windows_progress, "valid_ticks").get("rows", 0),
+        valid_ticks=valid,
         quarantined=dict(sorted(quarantined.items())),
         windows_written=_observed(windows_progress, "windows").get("rows", 0),
         late_rows_dropped=late,
+        duplicate_ticks_dropped=valid - unique - late,
         watermark=watermark,
         output_uri=paths.output,
         quarantine_uri=paths.quarantine,
@@ -216,7 +227,7 @@ def run_stream(
     topic: str | None = None,
     trigger: Trigger = "availableNow",
     interval: str = "1 minute",
-    watermark: str = tick_windows.DEFAULT_WATERMARK,
+    watermark: str = tick_dedup.DEFAULT_WATERMARK,
     max_offsets_per_trigger: int | None = None,
     starting_offsets: str = "earliest",
     paths: StreamPaths | None = None,

@@ -47,8 +47,9 @@ class BatchSummary:
 class StreamSummary:
     """What one streaming run (all its micro-batches) processed.
 
-    ``late_rows_dropped`` is Spark's ``numRowsDroppedByWatermark`` of the 15-minute
-    aggregation, summed over batches (see README: it counts rows after partial aggregation).
+    ``late_rows_dropped``: valid ticks behind the watermark (the tick dedup operator's
+    ``numRowsDroppedByWatermark``, one per tick); ``duplicate_ticks_dropped``: valid ticks whose
+    payload was already seen. ``valid_ticks`` = ticks aggregated + late + duplicates.
     """
 
     run_id: str
@@ -60,6 +61,7 @@ class StreamSummary:
     quarantined: dict[str, int]
     windows_written: int
     late_rows_dropped: int
+    duplicate_ticks_dropped: int
     watermark: str | None
     output_uri: str
     quarantine_uri: str
@@ -75,7 +77,10 @@ class StreamSummary:
 
 @dataclass(frozen=True)
 class RecomputeSummary:
-    """What one batch recompute of the realtime windows read and wrote."""
+    """What one batch recompute of the realtime windows read and wrote.
+
+    ``duplicate_ticks_dropped``: valid ticks whose payload was already seen (redeliveries).
+    """
 
     run_id: str
     input_uri: str
@@ -83,6 +88,7 @@ class RecomputeSummary:
     ticks_in: int
     valid_ticks: int
     invalid: dict[str, int]
+    duplicate_ticks_dropped: int
     windows_written: int
     dates_written: list[str]
     duration_s: float

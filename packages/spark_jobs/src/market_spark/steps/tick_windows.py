@@ -14,8 +14,10 @@ Definitions (UTC, windows aligned to the epoch, ``[start, end)``):
 Implementation: two chained event-time aggregations, which Structured Streaming supports in
 append mode. Stage 1 emits (sum, count, …) per 15-minute window once the watermark passes its
 end; stage 2 groups those by a 1-hour window sliding every 15 minutes over ``window_time`` and
-keeps, per sliding window, the 15-minute window that ends with it. In a batch DataFrame the
-watermark is a no-op and the same code yields the same numbers for the same ticks.
+keeps, per sliding window, the 15-minute window that ends with it. In a stream the input
+must carry the event-time watermark on ``ts`` (:mod:`market_spark.steps.tick_dedup` sets it
+and drops late and duplicate ticks first); on a batch DataFrame the same code yields the same
+numbers for the same ticks.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from market_spark.schemas import PARTITION_COLUMN, WINDOW_COLUMNS
 
 WINDOW = "15 minutes"
 TRAILING = "1 hour"
-DEFAULT_WATERMARK = "10 minutes"
 
 _STAGE1 = (
     "window_start",
@@ -43,7 +44,7 @@ _STAGE1 = (
 )
 
 
-def transform(df: DataFrame, *, watermark: str = DEFAULT_WATERMARK) -> DataFrame:
+def transform(df: DataFrame) -> DataFrame:
     """Valid ticks (symbol, ts, price, volume, kafka_partition, kafka_offset) → window rows.
 
     Output: :data:`WINDOW_COLUMNS` + ``date`` (``yyyy-MM-dd`` of ``window_start``).
@@ -58,7 +59,6 @@ def transform(df: DataFrame, *, watermark: str = DEFAULT_WATERMARK) -> DataFrame
             F.col("kafka_partition"),
             F.col("kafka_offset"),
         )
-        .withWatermark("ts", watermark)
         .groupBy(F.col("symbol"), F.window(F.col("ts"), WINDOW).alias("w"))
         .agg(
             F.sum(F.col("price")).alias("sum_price"),
