@@ -160,6 +160,27 @@ class DbtSettings(BaseModel):
     target: str = "local"
 
 
+class ContractSettings(BaseModel):
+    """Limits of the record contract for wire input (see ``market_common.contracts``).
+
+    ``universe`` unset: any well-formed ticker is accepted (backfills of ad-hoc or
+    benchmark universes keep working). Set (``MARKET_CONTRACTS__UNIVERSE=AAPL,MSFT``):
+    other symbols are rejected as ``unknown_symbol``. ``market-pipeline run`` sets it to
+    the symbols it runs for.
+    """
+
+    max_message_bytes: int = Field(default=2048, ge=256)
+    max_future_skew_s: float = Field(default=300.0, ge=0)
+    universe: list[str] | None = None
+
+    @field_validator("universe", mode="before")
+    @classmethod
+    def _split_universe(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [s.strip().upper() for s in value.split(",") if s.strip()]
+        return value
+
+
 class MarketSettings(BaseSettings):
     """The one settings object; build it with :func:`get_settings`."""
 
@@ -181,6 +202,7 @@ class MarketSettings(BaseSettings):
     snowflake: SnowflakeSettings = Field(default_factory=SnowflakeSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     dbt: DbtSettings = Field(default_factory=DbtSettings)
+    contracts: ContractSettings = Field(default_factory=ContractSettings)
 
     @field_validator("symbols", mode="before")
     @classmethod

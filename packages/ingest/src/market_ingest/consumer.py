@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 
 from market_common.clients import ensure_topics, kafka_consumer, kafka_producer, retry, s3_client
+from market_common.contracts import ContractPolicy
 from market_common.logging import get_logger
 from market_common.settings import MarketSettings
 from market_ingest.errors import RawWriteError
@@ -52,7 +53,7 @@ from market_ingest.rawzone import (
     to_table,
     window_of,
 )
-from market_ingest.records import MAX_RECORD_BYTES, dead_letter_json, decode_values
+from market_ingest.records import dead_letter_json, decode_values
 
 log = get_logger(__name__)
 
@@ -123,7 +124,7 @@ class RawZoneConsumer:
         window_rows: int | None = None,
         flush_seconds: float = 60.0,
         poll_records: int = 20_000,
-        max_record_bytes: int = MAX_RECORD_BYTES,
+        max_record_bytes: int | None = None,
         s3: Any = None,
         consumer: Any = None,
         dlq_producer: Any = None,
@@ -140,7 +141,9 @@ class RawZoneConsumer:
         self.window_rows = window_rows or DEFAULT_WINDOW_ROWS[kind]
         self.flush_seconds = flush_seconds
         self.poll_records = poll_records
-        self.max_record_bytes = max_record_bytes
+        # The contract's limits and universe come from settings (MARKET_CONTRACTS__*).
+        self.policy = ContractPolicy.from_settings(settings)
+        self.max_record_bytes = max_record_bytes or self.policy.max_message_bytes
         self.now = now
         self.stop = stop or threading.Event()
         self.bucket = settings.s3.bucket
@@ -223,7 +226,12 @@ class RawZoneConsumer:
         window = state.windows.setdefault(wid, _Window(first, last))
         values = [r.value if r.value is not None else b"" for r in records]
         checked = decode_values(
-            self.record_kind, values, now=self.now(), max_bytes=self.max_record_bytes
+            self.record_kind,
+            values,
+            now=self.now(),
+            max_bytes=self.max_record_bytes,
+            universe=self.policy.universe,
+            future_skew=self.policy.future_skew,
         )
         for reject in checked.rejects:
             rec = records[reject.index]

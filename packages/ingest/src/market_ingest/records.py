@@ -30,7 +30,7 @@ import json
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -40,7 +40,9 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from market_common.contracts import (
-    FUTURE_TOLERANCE,
+    DATE_PATTERN,
+    DEFAULT_FUTURE_SKEW,
+    DEFAULT_MAX_MESSAGE_BYTES,
     SCHEMA_VERSION,
     DeadLetter,
     InvalidRecordError,
@@ -65,14 +67,16 @@ INT_FIELDS = ("schema_version", "volume")
 STR_FIELDS = ("symbol", "source")
 TIME_FIELD: dict[str, str] = {"daily_bar": "trade_date", "tick": "ts"}
 
-# Largest accepted JSON value. Our records are ~150-190 bytes; the limit only stops
-# garbage (e.g. a runaway `source` string) from reaching the lake.
-MAX_RECORD_BYTES = 2048
+# Largest accepted JSON value by default (settings: contracts.max_message_bytes).
+MAX_RECORD_BYTES = DEFAULT_MAX_MESSAGE_BYTES
 DLQ_ORIGINAL_LIMIT = 64 * 1024
 
 # The string forms the vectorised path parses itself; anything else is left to pydantic.
-_DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
-_TS_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]00:00)$"
+_DATE_RE = rf"^{DATE_PATTERN}$"
+_TS_RE = rf"^{DATE_PATTERN}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(?:\.[0-9]{{1,6}})?(?:Z|[+-]00:00)$"
+
+# The contract's wire forms start in 1700; earlier values in frames need pydantic's verdict.
+_EARLIEST = pd.Timestamp("1700-01-01")
 
 ARROW_WIRE_SCHEMA: dict[str, pa.Schema] = {
     "daily_bar": pa.schema(
@@ -95,11 +99,13 @@ ARROW_WIRE_SCHEMA: dict[str, pa.Schema] = {
 
 @dataclass(frozen=True)
 class Reject:
-    """One record that failed its contract: position in the input, reason, original payload."""
+    """One record that failed its contract: position in the input, reason code, original
+    payload, and the contract's human-readable detail."""
 
     index: int
     reason: str
     payload: bytes
+    detail: str = ""
 
 
 @dataclass
@@ -300,6 +306,7 @@ def check(
     *,
     now: datetime,
     universe: frozenset[str] | None,
+    future_skew: timedelta = DEFAULT_FUTURE_SKEW,
 ) -> np.ndarray:
     """Vectorised contract rules on a canonical frame; ``True`` = the row passes."""
     ok = canon["schema_version"].to_numpy() == SCHEMA_VERSION
@@ -309,13 +316,15 @@ def check(
         ok &= np.isfinite(v) & (v > 0)
     ok &= canon["volume"].to_numpy() >= 0
     if kind == "daily_bar":
-        limit = np.datetime64((now + FUTURE_TOLERANCE).date(), "ns")
+        limit = np.datetime64((now + future_skew).date(), "ns")
         ok &= canon["trade_date"].to_numpy() <= limit
+        ok &= canon["trade_date"].to_numpy() >= _EARLIEST.to_datetime64()
         o, h, lo, c = prices["open"], prices["high"], prices["low"], prices["close"]
         ok &= (h >= lo) & (lo <= o) & (o <= h) & (lo <= c) & (c <= h)
     else:
-        limit_ts = pd.Timestamp(now + FUTURE_TOLERANCE).tz_convert("UTC")
+        limit_ts = pd.Timestamp(now + future_skew).tz_convert("UTC")
         ok &= (canon["ts"] <= limit_ts).to_numpy()
+        ok &= (canon["ts"] >= _EARLIEST.tz_localize("UTC")).to_numpy()
     return ok
 
 
@@ -392,6 +401,7 @@ def validate_frame(
     now: datetime | None = None,
     universe: Iterable[str] | None = None,
     max_bytes: int = MAX_RECORD_BYTES,
+    future_skew: timedelta = DEFAULT_FUTURE_SKEW,
     encode_payloads: bool = True,
 ) -> Validated:
     """Validate a frame of records (one row per record) exactly as the contract would.
@@ -403,7 +413,7 @@ def validate_frame(
     uni = frozenset(universe) if universe is not None else None
     df = df.reset_index(drop=True)
     canon, slow = canonicalise(kind, df)
-    ok = ~slow & check(kind, canon, now=now, universe=uni)
+    ok = ~slow & check(kind, canon, now=now, universe=uni, future_skew=future_skew)
     payloads: list[bytes] = []
     if encode_payloads:
         payloads = encode(kind, canon[ok])
@@ -418,16 +428,26 @@ def validate_frame(
         canon,
         ok,
         payloads,
-        lambda i: row_json(_row_dict(df, i)),
+        lambda i: row_json(_wire_row(kind, _row_dict(df, i))),
         now=now,
         universe=uni,
         max_bytes=max_bytes,
+        future_skew=future_skew,
         encode_payloads=encode_payloads,
     )
 
 
 def _row_dict(df: pd.DataFrame, i: int) -> dict[str, Any]:
     return {str(k): v for k, v in df.iloc[i].to_dict().items()}
+
+
+def _wire_row(kind: Kind, row: dict[str, Any]) -> dict[str, Any]:
+    """Frames hold trade dates as midnight timestamps; the wire form is ``YYYY-MM-DD``."""
+    day = row.get("trade_date")
+    naive = isinstance(day, datetime) and day.tzinfo is None
+    if kind == "daily_bar" and isinstance(day, datetime) and naive and day.time() == time():
+        row["trade_date"] = day.date()
+    return row
 
 
 def _resolve_slow(
@@ -440,6 +460,7 @@ def _resolve_slow(
     now: datetime,
     universe: frozenset[str] | None,
     max_bytes: int,
+    future_skew: timedelta,
     encode_payloads: bool,
 ) -> Validated:
     """Let pydantic judge every row the vectorised path did not accept."""
@@ -451,17 +472,12 @@ def _resolve_slow(
     for i in slow_idx.tolist():
         raw: bytes = original(i)
         try:
-            model = validate_payload(kind, raw, now=now, universe=universe, max_bytes=max_bytes)
+            model = validate_payload(
+                kind, raw, now=now, universe=universe, max_bytes=max_bytes, future_skew=future_skew
+            )
             row = model_row(kind, model)
-            if kind == "daily_bar" and not _in_ns_range(row["trade_date"]):
-                raise InvalidRecordError(
-                    f"trade_date {row['trade_date']} is outside the storable range 1678-2261", raw
-                )
         except InvalidRecordError as exc:
-            rejects.append(Reject(i, exc.reason, raw))
-            continue
-        except (OverflowError, ValueError) as exc:  # pandas cannot hold the value
-            rejects.append(Reject(i, f"unstorable value: {exc}", raw))
+            rejects.append(Reject(i, exc.reason, raw, exc.detail))
             continue
         rescued.append(row)
         rescued_idx.append(i)
@@ -478,10 +494,6 @@ def _resolve_slow(
         if encode_payloads:
             payloads = [payloads[j] for j in order.tolist()]
     return Validated(accepted, payloads, rejects, slow_rows=len(slow_idx))
-
-
-def _in_ns_range(ts: pd.Timestamp) -> bool:
-    return pd.Timestamp.min < ts < pd.Timestamp.max
 
 
 # --------------------------------------------------------------------------- consumer side
@@ -522,6 +534,8 @@ def _arrow_dates(table: pa.Table) -> pa.Table:
             pc.less_equal(parsed, pa.scalar(_DATE_MAX.to_pydatetime(), pa.timestamp("s"))),
         ),
     )
+    # strptime rolls impossible dates over (2024-02-30 → 03-01): require a round trip.
+    good = pc.and_(good, pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), col))
     parsed = pc.if_else(good, parsed, pa.scalar(None, pa.timestamp("s")))
     return table.set_column(
         table.schema.get_field_index("trade_date"), "trade_date", parsed.cast(pa.timestamp("ns"))
@@ -564,6 +578,7 @@ def decode_values(
     now: datetime | None = None,
     universe: Iterable[str] | None = None,
     max_bytes: int = MAX_RECORD_BYTES,
+    future_skew: timedelta = DEFAULT_FUTURE_SKEW,
 ) -> Validated:
     """Parse and validate Kafka values; same verdicts as ``validate_payload`` per value.
 
@@ -581,7 +596,9 @@ def decode_values(
     )
     parsed, parse_slow = _parse_frame(kind, to_parse)
     canon, slow = canonicalise(kind, parsed.reset_index(drop=True))
-    ok = ~(slow | parse_slow | ~small) & check(kind, canon, now=now, universe=uni)
+    ok = ~(slow | parse_slow | ~small) & check(
+        kind, canon, now=now, universe=uni, future_skew=future_skew
+    )
     return _resolve_slow(
         kind,
         canon,
@@ -591,6 +608,7 @@ def decode_values(
         now=now,
         universe=uni,
         max_bytes=max_bytes,
+        future_skew=future_skew,
         encode_payloads=False,
     )
 
@@ -608,18 +626,19 @@ def dead_letter_json(
     partition: int | None = None,
     offset: int | None = None,
 ) -> bytes:
-    """The DLQ value for a reject (``DeadLetter`` JSON with the original payload).
+    """The DLQ value for a reject (``DeadLetter`` JSON: reason code, detail, original).
 
-    Originals above ``DLQ_ORIGINAL_LIMIT`` bytes are truncated (and the reason says so)
+    Originals above ``DLQ_ORIGINAL_LIMIT`` bytes are truncated (and the detail says so)
     so one runaway message cannot exceed the DLQ's message size limit.
     """
-    payload, reason = reject.payload, reject.reason
+    payload, detail = reject.payload, reject.detail
     if len(payload) > DLQ_ORIGINAL_LIMIT:
         payload = payload[:DLQ_ORIGINAL_LIMIT]
-        reason = f"{reason} [original truncated to {DLQ_ORIGINAL_LIMIT} bytes]"
+        detail = f"{detail} [original truncated to {DLQ_ORIGINAL_LIMIT} bytes]"
     return (
         DeadLetter.from_payload(
-            reason=reason,
+            reason=reject.reason,
+            detail=detail or None,
             stage=stage,
             source=source,
             payload=payload,
