@@ -7,6 +7,7 @@ SQL files, installing sqlfluff from PyPI (unlocked, the version the repo's lock 
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,13 +81,15 @@ def rule_runner() -> RuleRunner:
             "--sqlfluff-lockfile=<none>",
             # As in pants.toml: the macros .sqlfluff's load_macros_from_path names.
             "--sqlfluff-extra-inputs=['dbt/macros/**/*.sql']",
-            "--sqlfluff-interpreter-constraints=['CPython==3.11.*']",
-            "--python-bootstrap-search-path=['<PATH>']",
+            # sqlfluff runs on the interpreter running this test (the sandbox of
+            # pants-plugins:run_tests has no PATH to search; the plugin is what is tested).
+            f"--sqlfluff-interpreter-constraints=['CPython=={sys.version_info[0]}.{sys.version_info[1]}.*']",
+            f"--python-bootstrap-search-path=['{Path(sys.executable).parent}']",
             "--subprocess-environment-env-vars=['PIP_CONFIG_FILE=/dev/null']",
             "--ca-certs-path=/etc/ssl/certs/ca-certificates.crt",
             *_pex_cli_options(),
         ],
-        env_inherit={"PATH", "HOME", "PYENV_ROOT"},
+        env_inherit={"HOME"},
     )
     config = (REPO_ROOT / ".sqlfluff").read_text()
     # The root config loads Jinja macros from dbt/macros, which must exist.
