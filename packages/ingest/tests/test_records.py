@@ -338,3 +338,9 @@ def test_bad_input_matrix_same_codes_in_contract_and_fast_path(kind: str, now: d
     assert contract == planted, "the contract gives each planted case its code"
     assert {r.index: r.reason for r in decoded.rejects} == planted, "fast path agrees"
     assert len(decoded.frame) == len(valid)
+
+
+def test_byte_order_mark_is_malformed_on_both_paths(now: datetime) -> None:
+    good = json.dumps(tick_record("MSFT", datetime(2024, 6, 3, 14, tzinfo=UTC))).encode()
+    decoded = decode_values("tick", [good] * 40 + [b"\xef\xbb\xbf" + good], now=now)
+    assert [(r.index, r.reason) for r in decoded.rejects] == [(40, "malformed_json")]

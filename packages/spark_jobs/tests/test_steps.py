@@ -122,47 +122,50 @@ def test_tick_parse_and_quality_give_planted_reasons(spark: SparkSession) -> Non
         (None, good),
         (
             None,
-            b'{"schema_version":1,"symbol":"BRK.B","ts":"2024-01-02T14:30:00.123456+00:00","price":1,"volume":0}',
+            b'{"schema_version":1,"symbol":"BRK.B","ts":"2024-01-02T14:30:00.123456+00:00","price":1,"volume":0,"source":"s"}',
         ),
         ("malformed_json", b"not json"),
         ("malformed_json", None),
         ("malformed_json", b"[1,2]"),
         (
-            "malformed_json",
-            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":"x","volume":1}',
+            "wrong_type",
+            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":"x","volume":1,"source":"s"}',
         ),
         (
             "invalid_timestamp",
-            b'{"schema_version":1,"symbol":"AAPL","ts":"yesterday","price":1,"volume":1}',
+            b'{"schema_version":1,"symbol":"AAPL","ts":"yesterday","price":1,"volume":1,"source":"s"}',
         ),
-        ("null_field", b'{"schema_version":1,"ts":"2024-01-02T14:30:00Z","price":1,"volume":1}'),
         (
-            "null_field",
-            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","volume":1}',
+            "missing_field",
+            b'{"schema_version":1,"ts":"2024-01-02T14:30:00Z","price":1,"volume":1,"source":"s"}',
+        ),
+        (
+            "missing_field",
+            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","volume":1,"source":"s"}',
         ),
         (
             "unsupported_schema_version",
-            b'{"schema_version":2,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":1,"volume":1}',
+            b'{"schema_version":2,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":1,"volume":1,"source":"s"}',
         ),
         (
             "invalid_symbol",
-            b'{"schema_version":1,"symbol":"aapl","ts":"2024-01-02T14:30:00Z","price":1,"volume":1}',
+            b'{"schema_version":1,"symbol":"aapl","ts":"2024-01-02T14:30:00Z","price":1,"volume":1,"source":"s"}',
         ),
         (
-            "non_finite_price",
-            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":NaN,"volume":1}',
+            "non_finite",
+            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":NaN,"volume":1,"source":"s"}',
         ),
         (
             "non_positive_price",
-            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":0,"volume":1}',
+            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":0,"volume":1,"source":"s"}',
         ),
         (
             "negative_volume",
-            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":1,"volume":-1}',
+            b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:30:00Z","price":1,"volume":-1,"source":"s"}',
         ),
         (
             "future_timestamp",
-            b'{"schema_version":1,"symbol":"AAPL","ts":"2999-01-02T14:30:00Z","price":1,"volume":1}',
+            b'{"schema_version":1,"symbol":"AAPL","ts":"2150-01-02T14:30:00Z","price":1,"volume":1,"source":"s"}',
         ),
     ]
     df = spark.createDataFrame(

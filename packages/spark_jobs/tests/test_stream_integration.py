@@ -97,7 +97,7 @@ def test_stream_survives_sigkill_drops_late_and_duplicate_ticks_and_matches_reco
     duplicates = sum(len(r) for r in redelivered)
     bad = [
         b"{not json",
-        b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:00:00Z","price":-1,"volume":1}',
+        b'{"schema_version":1,"symbol":"AAPL","ts":"2024-01-02T14:00:00Z","price":-1,"volume":1,"source":"s"}',
     ]
     producer = kafka_producer(settings)
     for frame in (sent, late, sentinel):

@@ -391,13 +391,16 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def parse_json_object(payload: bytes | str) -> dict[str, Any]:
-    """The JSON object of a wire payload, or ``malformed_json`` (also for duplicate keys).
+    """The JSON object of a wire payload, or ``malformed_json`` (also for duplicate keys
+    and a leading byte-order mark, which the other parsers reject).
 
     ``NaN``/``Infinity`` literals parse (to non-finite floats) so the record is rejected as
     ``non_finite`` in the field that holds them rather than as malformed.
     """
     try:
-        data = json.loads(payload, object_pairs_hook=_reject_duplicate_keys)
+        # Decoding first rejects a UTF-8 BOM, which json.loads(bytes) would skip silently.
+        text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+        data = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRecordError("malformed_json", str(exc)[:200], payload) from None
     if not isinstance(data, dict):

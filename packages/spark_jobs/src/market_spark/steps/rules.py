@@ -1,4 +1,4 @@
-"""Turning ordered validation rules into one ``reason`` column."""
+"""Turning ordered validation rules into one ``reason`` column, and rule helpers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Iterable, Sequence
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
+
+from market_common.contracts import ContractPolicy
 
 
 def first_failing(rules: Sequence[tuple[str, Column]]) -> Column:
@@ -30,3 +32,22 @@ def is_not_finite(col: Column) -> Column:
 def any_of(conditions: Iterable[Column]) -> Column:
     """Logical OR of several conditions."""
     return functools.reduce(operator.or_, conditions)
+
+
+def full_match(col: Column, pattern: str) -> Column:
+    """Python's ``re.fullmatch`` semantics for a Java regex.
+
+    ``rlike`` searches, and Java's ``$`` also matches before a final line break, so
+    ``"AAPL\\n"`` would pass ``^…$`` in Spark while Python rejects it: anchor with ``\\z``.
+    """
+    body = pattern.removeprefix("^").removesuffix("$")
+    return col.rlike(f"^(?:{body})\\z")
+
+
+def policy_or_default(policy: ContractPolicy | None) -> ContractPolicy:
+    """The given policy, else the one of the job's settings (``MARKET_CONTRACTS__*``)."""
+    if policy is not None:
+        return policy
+    from market_common.settings import get_settings
+
+    return ContractPolicy.from_settings(get_settings())

@@ -1,59 +1,145 @@
 """Kafka records of the realtime topic → typed ticks (nothing is dropped here).
 
-A value that is not a JSON object of the tick contract keeps its raw text and gets a
-``parse_error`` so the quality step can quarantine it with a reason.
+The value is judged as :func:`market_common.contracts.validate_payload` judges it, in Spark
+SQL: a JSON document is parsed into a VARIANT, which keeps the JSON type of every field, so
+``"190.5"`` (a string) or ``10.0`` (not an integer) are told apart from valid values instead
+of being coerced or nulled. ``NaN``/``Infinity`` literals, which Python's JSON parser
+accepts but VARIANT does not, are rewritten to a marker object on a second attempt so they
+reach the ``non_finite`` rule like in the contract. Message-level and shape problems go to
+``parse_error`` (a contract reason code); value rules are :mod:`tick_quality`'s.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from market_common.contracts import Tick
-from market_spark.schemas import TICK_COLUMNS, TICK_JSON
+from market_common.contracts import (
+    SCHEMA_VERSION,
+    TIMESTAMP_PATTERN,
+    WIRE_FIELDS,
+    ContractPolicy,
+)
+from market_spark.schemas import TICK_COLUMNS
+from market_spark.steps.rules import first_failing, full_match, policy_or_default
 
-# The contract defaults a missing source; so does the parser.
-DEFAULT_SOURCE = str(Tick.model_fields["source"].default)
 PARSED_COLUMNS = (*TICK_COLUMNS, "kafka_timestamp", "raw_value", "parse_error")
+FIELDS = WIRE_FIELDS["tick"]
+# JSON type each field must have: integer literal, any number, or string.
+JSON_TYPE = {"schema_version": "int", "symbol": "str", "ts": "str", "price": "number",
+             "volume": "int", "source": "str"}  # fmt: skip
+NON_FINITE_KEY = "__non_finite__"
+# A bare NaN / Infinity / -Infinity token in value position (outside strings in practice:
+# only tried after the strict parse failed).
+_NON_FINITE_LITERAL_RE = r"([:\[,]\s*)(-?Infinity|NaN)(?=\s*[,}\]])"
+_NON_FINITE_VALUE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
 
-def transform(df: DataFrame) -> DataFrame:
-    """Kafka source rows (value, topic, partition, offset, timestamp) → :data:`PARSED_COLUMNS`."""
+def _type(name: str) -> Column:
+    """``BIGINT``, ``DOUBLE``, ``DECIMAL(p,s)``, ``STRING``, ``OBJECT<…>``, ``VOID`` (null)…"""
+    return F.expr(f"schema_of_variant(variant_get(v, '$.{name}'))")
+
+
+def _get(name: str, sql_type: str) -> Column:
+    return F.expr(f"try_variant_get(v, '$.{name}', '{sql_type}')")
+
+
+def _non_finite_token(name: str) -> Column:
+    return F.expr(f"try_variant_get(v, '$.{name}.{NON_FINITE_KEY}', 'string')")
+
+
+def transform(df: DataFrame, *, policy: ContractPolicy | None = None) -> DataFrame:
+    """Kafka source rows (value, topic, partition, offset, timestamp) → :data:`PARSED_COLUMNS`.
+
+    ``policy`` (default: the job's settings) supplies ``max_message_bytes``.
+    """
+    policy = policy_or_default(policy)
     raw = F.col("value").cast("string")
-    parsed = F.from_json(
-        raw,
-        TICK_JSON,
-        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"},
-    )
-    ts_text = F.col("tick.ts")
+    strict = F.try_parse_json(raw)
+    text = F.when(
+        strict.isNull() & raw.isNotNull(),
+        F.regexp_replace(raw, _NON_FINITE_LITERAL_RE, f'$1{{"{NON_FINITE_KEY}":"$2"}}'),
+    ).otherwise(raw)
+    staged = df.select(
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").cast("int").alias("kafka_partition"),
+        F.col("offset").cast("long").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        raw.alias("raw_value"),
+        F.octet_length(F.col("value")).alias("_bytes"),
+        F.is_valid_utf8(F.col("value")).alias("_utf8"),
+        text.alias("_text"),
+    ).withColumn("v", F.try_parse_json(F.col("_text")))
+
+    types = {name: _type(name) for name in FIELDS}
+    non_finite = {
+        name: types[name].startswith("OBJECT") & _non_finite_token(name).isNotNull()
+        for name in FIELDS
+        if JSON_TYPE[name] == "number"
+    }
+
+    def type_ok(name: str) -> Column:
+        t = types[name]
+        if JSON_TYPE[name] == "int":
+            return t == "BIGINT"
+        if JSON_TYPE[name] == "str":
+            return t == "STRING"
+        return t.isin("BIGINT", "DOUBLE", "FLOAT") | t.startswith("DECIMAL") | non_finite[name]
+
+    present = {name: types[name].isNotNull() & (types[name] != "VOID") for name in FIELDS}
+    ok = {name: present[name] & type_ok(name) for name in FIELDS}
+    version = _get("schema_version", "bigint")
+    ts_text = _get("ts", "string")
     ts = F.try_to_timestamp(ts_text)
-    parse_error = (
-        F.when(F.col("raw_value").isNull() | F.col("tick").isNull(), F.lit("malformed_json"))
-        .when(F.col("tick._corrupt_record").isNotNull(), F.lit("malformed_json"))
-        .when(ts_text.isNotNull() & ts.isNull(), F.lit("invalid_timestamp"))
+    keys = F.json_object_keys(F.col("_text"))
+    unknown = F.size(F.array_except(keys, F.array(*[F.lit(n) for n in FIELDS]))) > 0
+    rules = [
+        ("oversized", F.col("_bytes") > policy.max_message_bytes),
+        (
+            "malformed_json",
+            F.col("raw_value").isNull()
+            | ~F.col("_utf8")
+            | F.col("v").isNull()
+            | ~F.coalesce(F.expr("schema_of_variant(v)").startswith("OBJECT"), F.lit(False)),
+        ),
+        ("unsupported_schema_version", ok["schema_version"] & (version != SCHEMA_VERSION)),
+        ("missing_field", _any([~present[n] for n in FIELDS])),
+        ("unknown_field", F.coalesce(unknown, F.lit(False))),
+        ("wrong_type", _any([present[n] & ~type_ok(n) for n in FIELDS])),
+        ("invalid_timestamp", ~full_match(ts_text, TIMESTAMP_PATTERN) | ts.isNull()),
+    ]
+    price = F.coalesce(
+        *[
+            F.when(_non_finite_token("price") == token, F.lit(value))
+            for token, value in _NON_FINITE_VALUE.items()
+        ],
+        _get("price", "double"),
     )
-    return (
-        df.select(
-            F.col("topic"),
-            F.col("partition"),
-            F.col("offset"),
-            F.col("timestamp"),
-            raw.alias("raw_value"),
-            parsed.alias("tick"),
+    return staged.select(
+        F.when(ok["symbol"], _get("symbol", "string")).alias("symbol"),
+        F.when(ok["ts"], ts).alias("ts"),
+        F.when(ok["price"], price).alias("price"),
+        F.when(ok["volume"], _get("volume", "bigint")).alias("volume"),
+        F.when(ok["source"], _get("source", "string")).alias("source"),
+        # An out-of-int-range version is still unsupported: keep it unequal to ours.
+        F.when(
+            ok["schema_version"],
+            F.when(version.between(INT_MIN, INT_MAX), version).otherwise(F.lit(-1)),
         )
-        .select(
-            F.col("tick.symbol").alias("symbol"),
-            ts.alias("ts"),
-            F.col("tick.price").alias("price"),
-            F.col("tick.volume").alias("volume"),
-            F.coalesce(F.col("tick.source"), F.lit(DEFAULT_SOURCE)).alias("source"),
-            F.col("tick.schema_version").alias("schema_version"),
-            F.col("topic").alias("kafka_topic"),
-            F.col("partition").cast("int").alias("kafka_partition"),
-            F.col("offset").cast("long").alias("kafka_offset"),
-            F.col("timestamp").alias("kafka_timestamp"),
-            F.col("raw_value"),
-            parse_error.alias("parse_error"),
-        )
-        .select(*[F.col(c) for c in PARSED_COLUMNS])
-    )
+        .cast("int")
+        .alias("schema_version"),
+        F.col("kafka_topic"),
+        F.col("kafka_partition"),
+        F.col("kafka_offset"),
+        F.col("kafka_timestamp"),
+        F.col("raw_value"),
+        first_failing(rules).alias("parse_error"),
+    ).select(*[F.col(c) for c in PARSED_COLUMNS])
+
+
+def _any(conditions: list[Column]) -> Column:
+    out = F.lit(False)
+    for condition in conditions:
+        out = out | F.coalesce(condition, F.lit(False))
+    return out
