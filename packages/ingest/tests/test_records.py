@@ -340,7 +340,17 @@ def test_bad_input_matrix_same_codes_in_contract_and_fast_path(kind: str, now: d
     assert len(decoded.frame) == len(valid)
 
 
-def test_byte_order_mark_is_malformed_on_both_paths(now: datetime) -> None:
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda v: b"\xef\xbb\xbf" + v,  # byte-order mark
+        lambda v: v.replace(b'"test"', b'"\xff\xfe"'),  # invalid UTF-8 inside a string
+    ],
+)
+def test_encoding_errors_among_valid_values_are_malformed(spoil: Any, now: datetime) -> None:
+    """One bad value among many valid ones (the arrow fast path parses the whole batch)."""
     good = json.dumps(tick_record("MSFT", datetime(2024, 6, 3, 14, tzinfo=UTC))).encode()
-    decoded = decode_values("tick", [good] * 40 + [b"\xef\xbb\xbf" + good], now=now)
+    good = good.replace(b'"matrix"', b'"test"')
+    decoded = decode_values("tick", [good] * 40 + [spoil(good)] + [good] * 40, now=now)
     assert [(r.index, r.reason) for r in decoded.rejects] == [(40, "malformed_json")]
+    assert len(decoded.frame) == 80

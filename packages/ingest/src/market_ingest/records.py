@@ -75,6 +75,7 @@ DLQ_ORIGINAL_LIMIT = 64 * 1024
 _DATE_RE = rf"^{DATE_PATTERN}$"
 _TS_RE = rf"^{DATE_PATTERN}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}(?:\.[0-9]{{1,6}})?(?:Z|[+-]00:00)$"
 
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark
 # The contract's wire forms start in 1700; earlier values in frames need pydantic's verdict.
 _EARLIEST = pd.Timestamp("1700-01-01")
 
@@ -504,6 +505,8 @@ def _arrow_parse(kind: Kind, values: Sequence[bytes]) -> pa.Table | None:
     # A value with its own line break would shift rows; blank ones vanish (count check).
     if joined.count(b"\n") != len(values) - 1 or b"\r" in joined:
         return None
+    if _BOM in joined:  # arrow skips byte-order marks; the contract calls them malformed
+        return None
     try:
         table = pa_json.read_json(
             io.BytesIO(joined),
@@ -512,6 +515,8 @@ def _arrow_parse(kind: Kind, values: Sequence[bytes]) -> pa.Table | None:
                 explicit_schema=ARROW_WIRE_SCHEMA[kind], unexpected_field_behavior="error"
             ),
         )
+        # The JSON reader lets invalid UTF-8 inside strings through (to_pandas would fail).
+        table.validate(full=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
     if table.num_rows != len(values):
