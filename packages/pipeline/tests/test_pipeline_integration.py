@@ -12,17 +12,16 @@ independently of the report code.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from isolation import isolated_run_env
 from typer.testing import CliRunner
 
 from market_common.settings import MarketSettings, load_settings
-from market_dbt.runner import find_project_dir
 from market_localstack.pytest_plugin import UniqueNames
 from market_pipeline.cli import app
 from market_pipeline.counts import layer_counts
@@ -49,28 +48,8 @@ def first_run(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """One ``market-pipeline run`` with its own topics, groups, prefixes, databases and dbt copy."""
     names = UniqueNames("pipeline-integration")
     prefix = names("pipe")
-    ident = prefix.upper().replace("-", "_")
     work = tmp_path_factory.mktemp("pipeline")
-    project = work / "dbt"
-    shutil.copytree(
-        find_project_dir(Path(__file__).parent),
-        project,
-        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"),
-    )
-    overrides = {
-        "MARKET_KAFKA__BATCH_TOPIC": f"{prefix}-batch",
-        "MARKET_KAFKA__REALTIME_TOPIC": f"{prefix}-rt",
-        "MARKET_KAFKA__DLQ_TOPIC": f"{prefix}-dlq",
-        "MARKET_KAFKA__BATCH_GROUP": f"{prefix}-gb",
-        "MARKET_KAFKA__REALTIME_GROUP": f"{prefix}-gr",
-        "MARKET_SNOWFLAKE__BATCH_DATABASE": f"{ident}_BATCH",
-        "MARKET_SNOWFLAKE__STREAM_DATABASE": f"{ident}_STREAM",
-        "MARKET_DBT__PROJECT_DIR": str(project),
-        **{
-            f"MARKET_S3__{zone.upper()}_PREFIX": f"{prefix}/{zone}"
-            for zone in ("raw", "processed", "quarantine", "checkpoint")
-        },
-    }
+    overrides = isolated_run_env(prefix, work)
     options = RunOptions(
         years=YEARS, symbols=SYMBOLS, session_minutes=SESSION_MINUTES, report_dir=work / "report"
     )

@@ -43,11 +43,12 @@ def test_child_settings_equal_the_parents(monkeypatch: pytest.MonkeyPatch, tmp_p
         s3={"raw_prefix": "x/raw", "access_key_id": "id", "secret_access_key": "secret"},
         snowflake={"batch_database": "DB_A", "schema": "S1"},
         stack={"state_dir": tmp_path},
+        contracts={"universe": ["AAPL", "BRK.B"], "max_future_skew_s": 30},
     )
     for key, value in settings_env(parent).items():
         monkeypatch.setenv(key, value)
     child = MarketSettings()
-    for section in ("kafka", "s3", "snowflake", "stack"):
+    for section in ("kafka", "s3", "snowflake", "stack", "contracts"):
         assert (
             getattr(child, section).model_dump() == getattr(parent, section).model_dump()
         ), section

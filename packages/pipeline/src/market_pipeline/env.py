@@ -19,7 +19,7 @@ from market_common import runtime
 from market_common.settings import ENV_PREFIX, MarketSettings
 
 # Sections whose scalar fields are exported; others (spark, dbt) pass through os.environ.
-EXPORTED_SECTIONS = ("stack", "kafka", "s3", "snowflake")
+EXPORTED_SECTIONS = ("stack", "kafka", "s3", "snowflake", "contracts")
 
 
 def _scalar(value: Any) -> str | None:
@@ -29,7 +29,9 @@ def _scalar(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, str | int | float | Path):
         return str(value)
-    return None  # None and containers are left to the child's own defaults
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)  # e.g. contracts.universe, comma-separated like MARKET_SYMBOLS
+    return None  # None and other containers are left to the child's own defaults
 
 
 def settings_env(settings: MarketSettings) -> dict[str, str]:

@@ -89,6 +89,9 @@ class RunOptions:
     seed: int = 42
     skip_stack: bool = False
     force: bool = False
+    # False: the topics are already filled (replayed or planted records); run from the
+    # consumers on. Used by the bad-input matrix test, which writes raw bytes itself.
+    produce: bool = True
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,12 @@ class Pipeline:
         self.settings = settings or load_settings()
         if options.symbols:
             self.settings = self.settings.model_copy(update={"symbols": list(options.symbols)})
+        if self.settings.contracts.universe is None:
+            # The run knows its universe: records of other symbols are unknown_symbol.
+            contracts = self.settings.contracts.model_copy(
+                update={"universe": list(self.settings.symbols)}
+            )
+            self.settings = self.settings.model_copy(update={"contracts": contracts})
         self.console = console or Console(stderr=True)
         self.now = now
         self.python = python
@@ -282,7 +291,7 @@ class Pipeline:
 
         info = ensure_up(self.settings)
         self.settings = self.result.settings = info.settings.model_copy(
-            update={"symbols": self.settings.symbols}
+            update={"symbols": self.settings.symbols, "contracts": self.settings.contracts}
         )
         return {"services": {n: s.healthy for n, s in info.services.items()}}
 
@@ -457,27 +466,28 @@ class Pipeline:
                 "seed": self.options.seed,
                 "symbols": s.symbols,
             }
-            self._step(
-                "backfill",
-                f"Backfill {start}..{end} → {k.batch_topic}",
-                lambda t: self._produce(t, "backfill"),
-                inputs={**common, "start": start, "end": end, "topic": k.batch_topic},
-                still_valid=lambda r: topic_messages(s, [k.batch_topic])[k.batch_topic]
-                >= r["sent"],
-            )
-            self._step(
-                "ticks",
-                f"Realtime session ({self.options.session_minutes} min) → {k.realtime_topic}",
-                lambda t: self._produce(t, "ticks"),
-                inputs={
-                    **common,
-                    "session": end,
-                    "minutes": self.options.session_minutes,
-                    "topic": k.realtime_topic,
-                },  # fmt: skip
-                still_valid=lambda r: topic_messages(s, [k.realtime_topic])[k.realtime_topic]
-                >= r["sent"],
-            )
+            if self.options.produce:
+                self._step(
+                    "backfill",
+                    f"Backfill {start}..{end} → {k.batch_topic}",
+                    lambda t: self._produce(t, "backfill"),
+                    inputs={**common, "start": start, "end": end, "topic": k.batch_topic},
+                    still_valid=lambda r: topic_messages(s, [k.batch_topic])[k.batch_topic]
+                    >= r["sent"],
+                )
+                self._step(
+                    "ticks",
+                    f"Realtime session ({self.options.session_minutes} min) → {k.realtime_topic}",
+                    lambda t: self._produce(t, "ticks"),
+                    inputs={
+                        **common,
+                        "session": end,
+                        "minutes": self.options.session_minutes,
+                        "topic": k.realtime_topic,
+                    },  # fmt: skip
+                    still_valid=lambda r: topic_messages(s, [k.realtime_topic])[k.realtime_topic]
+                    >= r["sent"],
+                )
             self._step(
                 "consume_batch",
                 "Consume batch topic → raw/historical",

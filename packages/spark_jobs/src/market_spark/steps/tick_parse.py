@@ -66,7 +66,8 @@ def transform(df: DataFrame, *, policy: ContractPolicy | None = None) -> DataFra
         F.col("partition").cast("int").alias("kafka_partition"),
         F.col("offset").cast("long").alias("kafka_offset"),
         F.col("timestamp").alias("kafka_timestamp"),
-        raw.alias("raw_value"),
+        # Parquet strings must be UTF-8: invalid bytes become U+FFFD (the reason says why).
+        F.make_valid_utf8(raw).alias("raw_value"),
         F.octet_length(F.col("value")).alias("_bytes"),
         F.is_valid_utf8(F.col("value")).alias("_utf8"),
         text.alias("_text"),
@@ -98,7 +99,7 @@ def transform(df: DataFrame, *, policy: ContractPolicy | None = None) -> DataFra
         ("oversized", F.col("_bytes") > policy.max_message_bytes),
         (
             "malformed_json",
-            F.col("raw_value").isNull()
+            F.col("_bytes").isNull()
             | ~F.col("_utf8")
             | F.col("v").isNull()
             | ~F.coalesce(F.expr("schema_of_variant(v)").startswith("OBJECT"), F.lit(False)),
