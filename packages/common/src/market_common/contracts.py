@@ -175,6 +175,17 @@ class _Record(BaseModel):
             )  # fmt: skip
         return value
 
+    # Bars and ticks have a volume (window metrics do not: check_fields=False).
+    @field_validator("volume", mode="before", check_fields=False)
+    @classmethod
+    def _volume_fits(cls, value: Any) -> Any:
+        return _check_int(value, "volume")
+
+    @field_validator("volume", check_fields=False)
+    @classmethod
+    def _volume(cls, value: int) -> int:
+        return check_volume(value)
+
     def to_json(self) -> bytes:
         """Compact JSON bytes for Kafka values."""
         return self.model_dump_json().encode()
@@ -216,16 +227,6 @@ class DailyBar(_Record):
                          value=str(value))  # fmt: skip
         return value
 
-    @field_validator("volume", mode="before")
-    @classmethod
-    def _volume_fits(cls, value: Any) -> Any:
-        return _check_int(value, "volume")
-
-    @field_validator("volume")
-    @classmethod
-    def _volume(cls, value: int) -> int:
-        return check_volume(value)
-
     @model_validator(mode="after")
     def _ohlc(self) -> DailyBar:
         check_ohlc(self.open, self.high, self.low, self.close)
@@ -266,16 +267,6 @@ class Tick(_Record):
             raise _error("future_timestamp", "timestamp {value} is in the future",
                          value=value.isoformat())  # fmt: skip
         return value
-
-    @field_validator("volume", mode="before")
-    @classmethod
-    def _volume_fits(cls, value: Any) -> Any:
-        return _check_int(value, "volume")
-
-    @field_validator("volume")
-    @classmethod
-    def _volume(cls, value: int) -> int:
-        return check_volume(value)
 
 
 class WindowMetric(_Record):

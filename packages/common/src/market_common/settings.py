@@ -160,6 +160,13 @@ class DbtSettings(BaseModel):
     target: str = "local"
 
 
+def split_symbols(value: object) -> object:
+    """``"aapl, MSFT"`` (an environment value) → ``["AAPL", "MSFT"]``; lists pass through."""
+    if isinstance(value, str) and not value.lstrip().startswith("["):
+        return [s.strip().upper() for s in value.split(",") if s.strip()]
+    return value
+
+
 class ContractSettings(BaseModel):
     """Limits of the record contract for wire input (see ``market_common.contracts``).
 
@@ -176,9 +183,7 @@ class ContractSettings(BaseModel):
     @field_validator("universe", mode="before")
     @classmethod
     def _split_universe(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [s.strip().upper() for s in value.split(",") if s.strip()]
-        return value
+        return split_symbols(value)
 
 
 class MarketSettings(BaseSettings):
@@ -207,9 +212,7 @@ class MarketSettings(BaseSettings):
     @field_validator("symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [s.strip().upper() for s in value.split(",") if s.strip()]
-        return value
+        return split_symbols(value)
 
 
 def load_settings(**overrides: Any) -> MarketSettings:
