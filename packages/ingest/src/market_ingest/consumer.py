@@ -21,6 +21,17 @@ How:
   the raw zone still holds each offset once (the DLQ may then get repeats, which carry
   topic/partition/offset for de-duplication).
 
+Failures of the services around it do not end a long-running consumer:
+
+* Kafka unreachable (broker restart, coordinator moving): polls, commits and offset
+  look-ups that fail with a transient error are retried with exponential backoff; a commit
+  that fails is simply retried by the next flush (what is in raw stays in raw, and a
+  restart would rewrite the same keys).
+* Object store unreachable: ``put_object`` is retried a few times, then the consumer
+  *pauses* its partitions (so memory stays bounded while heartbeats continue), commits
+  nothing, and retries the flush with exponential backoff until the store is back.
+  Stopping during the outage exits with ``write_failed`` set and offsets uncommitted.
+
 Limits: two live consumers writing the same partition (a zombie after a rebalance) can
 race on a provisional object; readers that need certainty de-duplicate on
 ``(kafka_topic, kafka_partition, kafka_offset)``, which every row carries. Memory is
@@ -60,6 +71,39 @@ log = get_logger(__name__)
 ConsumerKind = Literal["batch", "realtime"]
 STREAM_OF: dict[str, Stream] = {"batch": "historical", "realtime": "realtime"}
 DEFAULT_WINDOW_ROWS: dict[str, int] = {"batch": 100_000, "realtime": 50_000}
+# Backoff between attempts while Kafka or the object store is unreachable.
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A Kafka error that goes away by itself: broker/coordinator unavailable, rebalance."""
+    from kafka import errors
+
+    if isinstance(
+        exc,
+        errors.CommitFailedError
+        | errors.RebalanceInProgressError
+        | errors.UnknownMemberIdError
+        | errors.IllegalGenerationError,
+    ):
+        return True
+    return isinstance(exc, errors.KafkaError) and bool(getattr(exc, "retriable", False))
+
+
+class Backoff:
+    """Exponential delays (``first`` doubling up to ``cap``), reset after a success."""
+
+    def __init__(self, first: float = BACKOFF_FIRST_S, cap: float = BACKOFF_MAX_S) -> None:
+        self.first, self.cap = first, cap
+        self.delay = 0.0
+
+    def next(self) -> float:
+        self.delay = self.first if not self.delay else min(self.delay * 2, self.cap)
+        return self.delay
+
+    def reset(self) -> None:
+        self.delay = 0.0
 
 
 @dataclass
@@ -77,12 +121,15 @@ class ConsumeResult:
     bytes_written: int = 0
     committed: dict[int, int] = field(default_factory=dict)
     stopped_by: str = ""
+    kafka_retries: int = 0  # transient Kafka errors ridden out (broker restarts, …)
+    write_retries: int = 0  # flushes that failed because the object store was unreachable
+    write_failed: bool = False  # stopped while the object store was unreachable
     elapsed_s: float = 0.0
     keys: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.dlq_failed == 0
+        return self.dlq_failed == 0 and not self.write_failed
 
     @property
     def messages_per_s(self) -> float:
@@ -163,6 +210,7 @@ class RawZoneConsumer:
         self.result = ConsumeResult(kind=kind, topic=self.topic, group=self.group)
         self._dlq_errors = 0
         self._pending: set[Any] = set()
+        self._write_blocked = False  # the last flush could not write: partitions paused
 
     # ------------------------------------------------------------------ assignment
 
@@ -171,11 +219,11 @@ class RawZoneConsumer:
         # the partitions; _adopt_assigned() rewinds them from the main loop.
         self._pending.update(assigned)
 
-    def _adopt_assigned(self) -> set[int]:
-        """Rewind newly assigned partitions to their window start; return their ids."""
-        adopted: set[int] = set()
-        while self._pending:
-            tp = self._pending.pop()
+    def _adopt_assigned(self, adopted: set[int]) -> None:
+        """Rewind newly assigned partitions to their window start, adding their ids to
+        ``adopted`` as it goes (so a failure half-way still tells which were rewound)."""
+        # A partition leaves _pending only once rewound: a failed look-up is retried later.
+        for tp in list(self._pending):
             committed = self.consumer.committed(tp)
             if committed is None:
                 self.partitions[tp.partition] = _PartitionState(dlq_floor=0)
@@ -190,8 +238,8 @@ class RawZoneConsumer:
                     "partition assigned",
                     extra={"partition": tp.partition, "committed": committed, "rewind_to": start},
                 )
+            self._pending.discard(tp)
             adopted.add(tp.partition)
-        return adopted
 
     def _on_revoked(self, revoked: Any) -> None:
         # Uncommitted buffers are dropped: the next owner rewinds to the window start.
@@ -290,9 +338,6 @@ class RawZoneConsumer:
         table = window.table()
         if table is None:
             return
-        # Rewrites replace earlier provisional objects: count only the new rows.
-        self.result.rows_written += table.num_rows - window.written_rows
-        window.written_rows = table.num_rows
         for hive_path, part in split_by_partition(self.stream, table):
             key = object_key(
                 self.raw_prefix,
@@ -308,6 +353,10 @@ class RawZoneConsumer:
             self.result.objects_written += 1
             self.result.bytes_written += len(body)
             self.result.keys.append(key)
+        # Counted once every object is written (a failed flush is retried whole); rewrites
+        # replace earlier provisional objects, so only the new rows count.
+        self.result.rows_written += table.num_rows - window.written_rows
+        window.written_rows = table.num_rows
 
     def _flush(self, *, positions: dict[int, int], include_open: bool) -> None:
         """Write complete (and, if ``include_open``, incomplete) windows, then commit."""
@@ -345,7 +394,15 @@ class RawZoneConsumer:
                 offsets[tp] = OffsetAndMetadata(state.durable, "", -1)
         if not offsets:
             return
-        self.consumer.commit(offsets)
+        try:
+            self.consumer.commit(offsets)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # Nothing is lost: the rows are in raw and the next flush commits again.
+            self.result.kafka_retries += 1
+            log.warning("offset commit failed, retried later", extra={"error": str(exc)[:200]})
+            return
         for tp, meta in offsets.items():
             self.partitions[tp.partition].committed = meta.offset
             self.result.committed[tp.partition] = meta.offset
@@ -358,6 +415,8 @@ class RawZoneConsumer:
         return out
 
     def _caught_up(self) -> bool:
+        if self._write_blocked or self._pending:
+            return False
         assignment = self.consumer.assignment()
         if not assignment:
             return False
@@ -390,39 +449,118 @@ class RawZoneConsumer:
         started = time.monotonic()
         last_flush = started
         stopped_by = "signal"
+        kafka_backoff, write_backoff = Backoff(), Backoff()
         try:
             while not self.stop.is_set():
-                batch = self.consumer.poll(timeout_ms=500, max_records=self.poll_records)
-                ingested_at = self.now()
-                # Records fetched before a rewind are read again after it.
-                fresh = self._adopt_assigned() if self._pending else set()
-                for tp, records in batch.items():
-                    if tp.partition not in fresh:
-                        self._handle(tp.partition, records, ingested_at)
-                elapsed = time.monotonic() - started
                 timed = time.monotonic() - last_flush >= self.flush_seconds
-                self._flush(positions=self._positions(), include_open=timed)
+                try:
+                    caught_up = self._step(until_caught_up, timed=timed)
+                    kafka_backoff.reset()
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    self.result.kafka_retries += 1
+                    delay = kafka_backoff.next()
+                    log.warning(
+                        "kafka unavailable, retrying",
+                        extra={"error": str(exc)[:200], "retry_in_s": delay},
+                    )
+                    self.stop.wait(delay)
+                    continue
                 if timed:
                     last_flush = time.monotonic()
+                if self._write_blocked:
+                    self.stop.wait(write_backoff.next())
+                    continue
+                write_backoff.reset()
+                elapsed = time.monotonic() - started
                 if max_messages is not None and self.result.messages >= max_messages:
                     stopped_by = "max_messages"
                     break
                 if max_seconds is not None and elapsed >= max_seconds:
                     stopped_by = "max_seconds"
                     break
-                if until_caught_up and not batch and self._caught_up():
+                if caught_up:
                     stopped_by = "caught_up"
                     break
                 if not self.consumer.assignment() and elapsed > assignment_timeout_s:
                     stopped_by = "no_assignment"
                     log.error("no partitions assigned", extra={"topic": self.topic})
                     break
-            self._flush(positions=self._positions(), include_open=True)
+            self._final_flush()
         finally:
             self.result.stopped_by = stopped_by
             self.result.elapsed_s = time.monotonic() - started
             self.close()
         return self.result
+
+    def _step(self, until_caught_up: bool, *, timed: bool) -> bool:
+        """One poll → buffer → flush of complete windows; True once caught up (if asked)."""
+        batch = self.consumer.poll(timeout_ms=500, max_records=self.poll_records)
+        ingested_at = self.now()
+        fresh: set[int] = set()
+        failed: Exception | None = None
+        try:
+            self._adopt_assigned(fresh)
+        except Exception as exc:  # the batch must still be buffered: its offsets are consumed
+            if not is_transient(exc):
+                raise
+            failed = exc
+        # Records fetched before a rewind are read again after it.
+        for tp, records in batch.items():
+            if tp.partition not in fresh and tp not in self._pending:
+                self._handle(tp.partition, records, ingested_at)
+        if failed is not None:
+            raise failed
+        self._flush_or_pause(include_open=timed)
+        return until_caught_up and not batch and self._caught_up()
+
+    def _flush_or_pause(self, *, include_open: bool) -> None:
+        """Flush; while the object store is unreachable pause fetching and commit nothing."""
+        try:
+            self._flush(positions=self._positions(), include_open=include_open)
+        except RawWriteError as exc:
+            self.result.write_retries += 1
+            if not self._write_blocked:
+                self.consumer.pause(*self.consumer.assignment())
+                self._write_blocked = True
+            log.warning(
+                "object store unavailable, offsets not committed; retrying with backoff",
+                extra={"error": str(exc)[:300], "failed_flushes": self.result.write_retries},
+            )
+            return
+        if self._write_blocked:
+            self.consumer.resume(*self.consumer.paused())
+            self._write_blocked = False
+            log.info("object store reachable again, resuming")
+
+    def _final_flush(self, attempts: int = 5) -> None:
+        """Write everything buffered and commit it, riding out short Kafka outages."""
+        backoff = Backoff()
+        for attempt in range(1, attempts + 1):
+            try:
+                self._flush(positions=self._positions(), include_open=True)
+                if all(p.durable == p.committed for p in self.partitions.values()):
+                    return
+                if attempt == attempts:
+                    log.warning(
+                        "could not commit the last offsets: their rows are in raw and are "
+                        "rewritten under the same keys on restart"
+                    )
+                    return
+            except RawWriteError as exc:
+                self.result.write_failed = True
+                log.error(
+                    "stopped while the object store is unreachable: the unwritten rows stay "
+                    "uncommitted in Kafka and are read again on restart",
+                    extra={"error": str(exc)[:300]},
+                )
+                return
+            except Exception as exc:
+                if not is_transient(exc) or attempt == attempts:
+                    raise
+                self.result.kafka_retries += 1
+            time.sleep(backoff.next())
 
     def close(self) -> None:
         try:

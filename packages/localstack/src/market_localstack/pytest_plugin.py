@@ -32,6 +32,8 @@ __all__ = [
     "UniqueNames",
     "free_port",
     "private_stack_settings",
+    "PrivateStack",
+    "private_stack",
     "kafka_bootstrap",
     "local_stack",
     "s3_client",
@@ -67,6 +69,57 @@ def private_stack_settings(state_dir: Path) -> MarketSettings:
             fakesnow_port=free_port(),
         )
     )
+
+
+class PrivateStack:
+    """Services of a throw-away stack that a fault test may stop and start at will.
+
+    The shared stack must never be stopped (other tests use it), so fault tests run the
+    service they break on its own state dir and ports; data dirs survive ``stop``/``start``
+    like a real restart. ``info.settings`` point only the started services here: combine
+    them with the shared stack's settings for the rest.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.settings = private_stack_settings(state_dir)
+        self.started: set[str] = set()
+
+    def up(self, only: str) -> StackInfo:
+        """Start (or reuse) ``only`` (comma-separated names) and wait until healthy."""
+        from market_localstack import stack
+
+        names = stack.normalise_services(only)
+        info = stack.ensure_up(self.settings, only=names)
+        self.started.update(names)
+        return info
+
+    def stop(self, name: str) -> None:
+        """Stop one service (SIGTERM, then SIGKILL) and keep its data dir."""
+        from market_localstack import stack
+
+        stack.down(self.settings, only=[name])
+
+    def start(self, name: str) -> StackInfo:
+        """Start a stopped service again on the same ports and data dir."""
+        return self.up(name)
+
+    def down(self) -> None:
+        from market_localstack import stack
+
+        if self.started:
+            stack.down(self.settings, only=sorted(self.started))
+            self.started.clear()
+
+
+@pytest.fixture
+def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
+    """A :class:`PrivateStack` torn down (every service it started) after the test."""
+    private = PrivateStack(tmp_path_factory.mktemp("private-stack"))
+    try:
+        yield private
+    finally:
+        private.down()
 
 
 @pytest.fixture(scope="session")
