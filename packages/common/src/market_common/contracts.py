@@ -30,7 +30,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError  # pants: no-infer-dep (ships with pydantic)
 
 from market_common.identifiers import is_valid_symbol
 
