@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from market_common.clients import kafka_consumer
+from market_common.clients import s3_client as make_s3_client
 from market_common.settings import MarketSettings
 from market_ingest.calendar import trading_days
 from market_ingest.consumer import ConsumeResult, RawZoneConsumer
@@ -109,23 +110,34 @@ def wait_until(
     raise AssertionError(f"gave up after {timeout_s:.0f}s waiting for {what}; state: {state()}")
 
 
+def committed_offsets(settings: MarketSettings, topic: str, group: str) -> dict[int, int]:
+    """The group's committed offset per partition as the broker stores them (0 if none)."""
+    from kafka import TopicPartition
+
+    # A plain group member that never subscribes reads the offsets without joining.
+    reader = kafka_consumer(settings, group_id=group, request_timeout_ms=5000)
+    try:
+        parts = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+        return {tp.partition: reader.committed(tp) or 0 for tp in parts}
+    finally:
+        reader.close(autocommit=False)
+
+
 def group_caught_up(settings: MarketSettings, topic: str, group: str) -> bool:
-    """The group's committed offsets (as the broker stores them) reached every partition's end."""
+    """The group's committed offsets reached every partition's end offset."""
     from kafka import TopicPartition
 
     try:
-        # Reads the group's offsets without joining it.
-        reader = kafka_consumer(settings, group_id=group, request_timeout_ms=5000)
+        committed = committed_offsets(settings, topic, group)
+        reader = kafka_consumer(settings, group_id=None, request_timeout_ms=5000)
         try:
-            parts = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
-            ends = reader.end_offsets(parts)
-            committed = {tp: reader.committed(tp) or 0 for tp in parts}
+            ends = reader.end_offsets([TopicPartition(topic, p) for p in committed])
         finally:
-            reader.close(autocommit=False)
+            reader.close()
     except Exception:  # the broker may still be coming back: not caught up yet
         return False
     # A partition that never received a record has nothing to commit (end offset 0).
-    return bool(ends) and all(committed[tp] == end for tp, end in ends.items())
+    return bool(ends) and all(committed[tp.partition] == end for tp, end in ends.items())
 
 
 class ConsumerThread:
@@ -255,3 +267,60 @@ def test_broker_restart_while_producing_and_consuming_keeps_raw_exact(
     result = consumer.stop()
     assert result.dlq_failed == 0 and result.dead_lettered == 0
     assert_raw_exactly(s3_client, settings, expected)
+
+
+def test_object_store_down_during_flush_commits_nothing_and_loses_nothing(
+    local_stack: Any, private_stack: PrivateStack, names: UniqueNames
+) -> None:
+    """MinIO stops while the consumer writes a window: no commit, backoff, then exactly once.
+
+    The store is stopped from inside the consumer's own ``PutObject`` call, so the outage
+    always hits a flush in progress. While it lasts the consumer must stay up, commit no
+    offset, and retry; once the store is back, raw holds every record once.
+    """
+    minio = private_stack.up("minio")
+    settings = isolated(local_stack.settings, names)
+    settings.s3 = minio.settings.s3.model_copy()
+    topic, group = settings.kafka.batch_topic, settings.kafka.batch_group
+    symbols = benchmark_universe(10, seed=7)
+    start = trading_days(date(2020, 1, 1), END)[-300].astype(date)
+    expected = expected_keys(symbols, start)
+    produced = backfill(
+        settings, start=start, end=END, symbols=symbols, source="synthetic", seed=SEED
+    )
+    assert produced.ok and produced.acked == len(expected), produced.summary()
+
+    s3 = make_s3_client(settings)
+    at_outage: dict[int, int] = {}
+    puts = 0
+
+    def stop_store_on_third_put(**_: Any) -> None:
+        nonlocal puts
+        puts += 1
+        if puts == 3:
+            at_outage.update(committed_offsets(settings, topic, group))
+            private_stack.stop("minio")
+
+    s3.meta.events.register("before-call.s3.PutObject", stop_store_on_third_put)
+    consumer = ConsumerThread(
+        settings, window_rows=300, poll_records=200, flush_seconds=1.0, s3=s3
+    ).start()
+    wait_until(
+        lambda: consumer.dead() or consumer.consumer.result.write_retries >= 2,
+        "two failed flushes while the object store is down",
+        state=lambda: consumer.consumer.result,
+    )
+    assert not consumer.dead(), "the consumer keeps running while the store is down"
+    assert (
+        committed_offsets(settings, topic, group) == at_outage
+    ), "no offset was committed while the object store was down"
+
+    private_stack.start("minio")
+    wait_until(
+        lambda: consumer.dead() or group_caught_up(settings, topic, group),
+        "the consumer to commit the end of every partition after the store returned",
+        state=lambda: consumer.consumer.result,
+    )
+    result = consumer.stop()
+    assert result.write_retries >= 2 and not result.write_failed and result.ok
+    assert_raw_exactly(make_s3_client(settings), settings, expected)

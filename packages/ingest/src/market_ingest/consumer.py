@@ -322,16 +322,19 @@ class RawZoneConsumer:
     # ------------------------------------------------------------------ writing
 
     def _put(self, key: str, body: bytes) -> None:
+        # boto3 already retries each request; a short retry here covers a blip, and a
+        # longer outage is ridden out by the run loop (paused partitions, backoff).
         try:
             retry(
                 lambda: self.s3.put_object(Bucket=self.bucket, Key=key, Body=body),
-                attempts=5,
+                attempts=2,
                 what="raw put_object",
             )
         except Exception as exc:
             raise RawWriteError(
                 f"could not write s3://{self.bucket}/{key}: {exc}. Offsets were not committed; "
-                "the consumer resumes from the last committed window when restarted."
+                "the flush is retried with backoff (or, after a stop, the consumer resumes "
+                "from the last committed window)."
             ) from exc
 
     def _write_window(self, partition: int, window: _Window) -> None:
