@@ -6,6 +6,7 @@ import hashlib
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -42,6 +43,25 @@ class Lake:
         key = self.key(dataset, relative)
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=buf.getvalue())
         return key
+
+    @staticmethod
+    def bars(day: date, symbols: list[str], scale: float = 1.0) -> pa.Table:
+        """One processed daily bar per symbol for ``day`` (``scale`` changes every price)."""
+        n = len(symbols)
+        base = [scale * (100 + i + day.toordinal() % 7) for i in range(n)]
+        return pa.table(
+            {
+                "symbol": symbols,
+                "trade_date": pa.array([day] * n, pa.date32()),
+                "open": base,
+                "high": [b + 2 for b in base],
+                "low": [b - 2 for b in base],
+                "close": [b + 1 for b in base],
+                "volume": pa.array([1000 * (i + 1) for i in range(n)], pa.int64()),
+                "source": ["synthetic"] * n,
+                "ingested_at": pa.array([datetime(2024, 6, 1)] * n, pa.timestamp("ns", tz="UTC")),
+            }
+        )
 
     def put_text(self, dataset: str, relative: str, text: str) -> str:
         key = self.key(dataset, relative)

@@ -36,30 +36,12 @@ def ticking_clock(start: datetime = datetime(2024, 6, 1, 9, 0)) -> Callable[[], 
     return now
 
 
-def bars(day: date, symbols: list[str], scale: float = 1.0) -> pa.Table:
-    n = len(symbols)
-    base = [scale * (100 + i + day.toordinal() % 7) for i in range(n)]
-    return pa.table(
-        {
-            "symbol": symbols,
-            "trade_date": pa.array([day] * n, pa.date32()),
-            "open": base,
-            "high": [b + 2 for b in base],
-            "low": [b - 2 for b in base],
-            "close": [b + 1 for b in base],
-            "volume": pa.array([1000 * (i + 1) for i in range(n)], pa.int64()),
-            "source": ["synthetic"] * n,
-            "ingested_at": pa.array([datetime(2024, 6, 1)] * n, pa.timestamp("ns", tz="UTC")),
-        }
-    )
-
-
 def write_days(lake: Lake, days: int, symbols: list[str]) -> dict[date, str]:
     keys = {}
     for d in range(days):
         day = DAY0 + timedelta(days=d)
         keys[day] = lake.put_parquet(
-            "historical", f"date={day}/part-00000-c000.snappy.parquet", bars(day, symbols)
+            "historical", f"date={day}/part-00000-c000.snappy.parquet", lake.bars(day, symbols)
         )
     lake.put_text("historical", "_SUCCESS", "")
     return keys
@@ -100,7 +82,7 @@ def test_historical_load_is_idempotent_and_incremental(lake: Lake) -> None:
     lake.put_parquet(
         "historical",
         f"date={changed_day}/part-00000-c000.snappy.parquet",
-        bars(changed_day, symbols, scale=2.0),
+        lake.bars(changed_day, symbols, scale=2.0),
     )
     third = load_historical(lake.settings, s3=lake.s3, clock=clock)
     rows3 = target_rows(lake)

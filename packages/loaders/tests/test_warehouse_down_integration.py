@@ -15,7 +15,6 @@ import warnings
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 import pytest
 
 from market_common.clients import snowflake_connection
@@ -42,21 +41,9 @@ def write_bars(lake: Lake) -> list[tuple[str, date]]:
     keys = []
     for d in range(DAYS):
         day = DAY0 + timedelta(days=d)
-        n = len(SYMBOLS)
-        base = [100.0 + i + d for i in range(n)]
-        table = pa.table(
-            {
-                "symbol": SYMBOLS,
-                "trade_date": pa.array([day] * n, pa.date32()),
-                "open": base,
-                "high": [b + 2 for b in base],
-                "low": [b - 2 for b in base],
-                "close": [b + 1 for b in base],
-                "volume": pa.array([1000 * (i + 1) for i in range(n)], pa.int64()),
-                "source": ["synthetic"] * n,
-            }
+        lake.put_parquet(
+            "historical", f"date={day}/part-00000-c000.snappy.parquet", lake.bars(day, SYMBOLS)
         )
-        lake.put_parquet("historical", f"date={day}/part-00000-c000.snappy.parquet", table)
         keys += [(s, day) for s in SYMBOLS]
     lake.put_text("historical", "_SUCCESS", "")
     return keys
