@@ -67,6 +67,9 @@ build_base_image() {
   prefix="$(host_python_prefix)"
   rootfs="$(mktemp -d /var/tmp/market-base.XXXXXX)"
   trap 'rm -rf "$rootfs"' EXIT
+  # mktemp makes the directory 0700, and it becomes the image's `/`: non-root users
+  # (every image runs as one) could then not reach any file.
+  chmod 0755 "$rootfs"
   log "debootstrap $SUITE (minbase) into $rootfs"
   # Runtime libraries CPython's extension modules link against, plus what PEX needs.
   $SUDO debootstrap --variant=minbase \
@@ -78,6 +81,14 @@ build_base_image() {
   $SUDO tar -C "$prefix" --exclude='./lib/python3.11/test' \
     --exclude='./lib/python3.11/site-packages/*' --exclude='__pycache__' -cf - . \
     | $SUDO tar -C "$rootfs$prefix" -xf -
+  # The interpreter keeps its host prefix (pyenv builds link libpython through an rpath to
+  # it); when that lies in a private directory (pyenv under /root, mode 0700), let every
+  # user traverse it, or the images' non-root users cannot start python.
+  local dir="$prefix"
+  while [ "$dir" != "/" ]; do
+    dir="$(dirname "$dir")"
+    $SUDO chmod o+x "$rootfs$dir"
+  done
   for name in python3.11 python3 python; do
     $SUDO ln -sf "$prefix/bin/python3.11" "$rootfs/usr/local/bin/$name"
   done

@@ -11,6 +11,8 @@ uv lock
 uv export --frozen --no-hashes --no-header --no-annotate --all-extras --all-packages \
   --no-emit-workspace -o 3rdparty/python/constraints.txt >/dev/null
 ./pants generate-lockfiles --resolve=python-default
+# The pants-plugins resolve (Pants itself, CPython 3.9) is not part of uv's workspace: it
+# changes with pants_version only (`./pants generate-lockfiles --resolve=pants-plugins`).
 
 if [ "${1:-}" = "--check" ]; then
   git diff --exit-code -- uv.lock 3rdparty/python/ \
