@@ -12,10 +12,14 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from market_dags.config import DeploymentSettings
 
 pytest_plugins = ["market_localstack.pytest_plugin"]
 
@@ -81,3 +85,39 @@ def airflow_db() -> Path:
 @pytest.fixture(scope="session")
 def dags_dir() -> Path:
     return DAGS_DIR
+
+
+@pytest.fixture(scope="session")
+def isolated_deployment(
+    local_stack: Any, dbt_manifest: Path
+) -> Callable[[str, list[str]], DeploymentSettings]:
+    """``make(label, symbols)`` → deployment whose topics, groups, S3 prefixes and Snowflake
+    databases are unique, so DAG runs of different tests (and processes) never share data."""
+    from market_dags.config import DbtConfig, DeploymentSettings, TaskDefaults, TopicsConfig
+    from market_localstack.pytest_plugin import UniqueNames
+
+    def make(label: str, symbols: list[str]) -> DeploymentSettings:
+        names = UniqueNames(label)
+        prefix = names("dags")
+        return DeploymentSettings(
+            symbols=symbols,
+            source="synthetic",
+            topics=TopicsConfig(batch=names("batch"), realtime=names("realtime"), dlq=names("dlq")),
+            # Failures should surface at once in a test, not after minutes of backoff.
+            task_defaults=TaskDefaults(retries=0),
+            # One test task per layer keeps the dbt invocations (≈5 s each) few.
+            dbt=DbtConfig(manifest_path=dbt_manifest, test_behavior="after_all"),
+            step_env={
+                "MARKET_KAFKA__BATCH_GROUP": names("gb"),
+                "MARKET_KAFKA__REALTIME_GROUP": names("gr"),
+                "MARKET_S3__RAW_PREFIX": f"{prefix}/raw",
+                "MARKET_S3__PROCESSED_PREFIX": f"{prefix}/processed",
+                "MARKET_S3__QUARANTINE_PREFIX": f"{prefix}/quarantine",
+                "MARKET_S3__CHECKPOINT_PREFIX": f"{prefix}/checkpoints",
+                "MARKET_SNOWFLAKE__BATCH_DATABASE": names.ident("BATCH"),
+                "MARKET_SNOWFLAKE__STREAM_DATABASE": names.ident("STREAM"),
+                "MARKET_SPARK__DRIVER_MEMORY": "1g",
+            },
+        )
+
+    return make

@@ -10,7 +10,7 @@ the marts, which must then hold rows for every symbol.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,9 @@ import pytest
 from market_dags import steps
 from market_dags.config import (
     BatchPipelineConfig,
-    DbtConfig,
     DbtPipelineConfig,
     DeploymentSettings,
     StreamingPipelineConfig,
-    TaskDefaults,
-    TopicsConfig,
 )
 
 pytestmark = pytest.mark.integration
@@ -33,31 +30,8 @@ SYMBOLS = ["AAPL", "MSFT"]
 
 
 @pytest.fixture(scope="module")
-def deployment(local_stack: Any, dbt_manifest: Path) -> Iterator[DeploymentSettings]:
-    from market_localstack.pytest_plugin import UniqueNames
-
-    names = UniqueNames("dag-runs")
-    prefix = names("dags")
-    yield DeploymentSettings(
-        symbols=SYMBOLS,
-        source="synthetic",
-        topics=TopicsConfig(batch=names("batch"), realtime=names("realtime"), dlq=names("dlq")),
-        # Failures should surface at once in a test, not after minutes of backoff.
-        task_defaults=TaskDefaults(retries=0),
-        # One test task per layer keeps the dbt invocations (≈5 s each) few.
-        dbt=DbtConfig(manifest_path=dbt_manifest, test_behavior="after_all"),
-        step_env={
-            "MARKET_KAFKA__BATCH_GROUP": names("gb"),
-            "MARKET_KAFKA__REALTIME_GROUP": names("gr"),
-            "MARKET_S3__RAW_PREFIX": f"{prefix}/raw",
-            "MARKET_S3__PROCESSED_PREFIX": f"{prefix}/processed",
-            "MARKET_S3__QUARANTINE_PREFIX": f"{prefix}/quarantine",
-            "MARKET_S3__CHECKPOINT_PREFIX": f"{prefix}/checkpoints",
-            "MARKET_SNOWFLAKE__BATCH_DATABASE": names.ident("BATCH"),
-            "MARKET_SNOWFLAKE__STREAM_DATABASE": names.ident("STREAM"),
-            "MARKET_SPARK__DRIVER_MEMORY": "1g",
-        },
-    )
+def deployment(isolated_deployment: Callable[..., DeploymentSettings]) -> DeploymentSettings:
+    return isolated_deployment("dag-runs", SYMBOLS)
 
 
 def _run(dag: Any, **kwargs: Any) -> dict[str, str]:
