@@ -41,7 +41,9 @@ def default_uris(settings: MarketSettings) -> tuple[str, str, str]:
 
 
 def _with_date_partition(df: DataFrame) -> DataFrame:
-    return df.withColumn(PARTITION_COLUMN, F.date_format(F.col("trade_date"), "yyyy-MM-dd"))
+    # The date itself, not a formatted string: the directory name is the same
+    # (``date=2024-01-02``), and rows already sorted by trade_date need no second sort.
+    return df.withColumn(PARTITION_COLUMN, F.col("trade_date"))
 
 
 def run_batch(
@@ -62,6 +64,9 @@ def run_batch(
     version of a bar in range is read, so deduplication stays correct. Rows whose trade_date
     is null are only seen by runs without a date range. ``now`` is the clock that decides
     which trade dates are in the future.
+
+    One pass over the input writes the processed bars and counts every reason on the way;
+    only when some rows failed is the input read again to write them to the quarantine.
     """
     started = time.perf_counter()
     now = now or datetime.now(UTC)
@@ -76,36 +81,41 @@ def run_batch(
     if until is not None:
         raw = raw.where(F.col("trade_date") <= F.lit(until))
     classified = historical_quality.transform(raw, today=(now + FUTURE_TOLERANCE).date())
-    classified = classified.persist()
-    try:
-        counts = {r["reason"]: r["count"] for r in classified.groupBy("reason").count().collect()}
-        rows_in = sum(counts.values())
-        valid = counts.pop(None, 0)
-        if counts:
-            storage.write_partitioned(
-                _with_date_partition(classified.where(F.col("reason").isNotNull())),
-                quarantine_uri,
-                sort=("symbol", "kafka_topic", "kafka_partition", "kafka_offset", "reason"),
-            )
-        processed = _with_date_partition(
-            historical_dedup.transform(classified.where(F.col("reason").isNull()))
-        ).select(*[F.col(c) for c in (*PROCESSED_HISTORICAL_COLUMNS, PARTITION_COLUMN)])
-        # Counted while writing, so the deduplicated rows are computed once.
-        observed = Observation("processed")
-        processed = processed.observe(
-            observed,
-            F.count(F.lit(1)).alias("rows"),
-            # Observation returns arrays as JVM objects: ship the set as one string.
-            F.array_join(F.array_sort(F.collect_set(F.col(PARTITION_COLUMN))), ",").alias(
-                "partitions"
-            ),
+
+    inputs = Observation("classified")
+    counted = classified.observe(
+        inputs,
+        F.count(F.lit(1)).alias("rows_in"),
+        *[F.count_if(F.col("reason") == r).alias(r) for r in historical_quality.REASONS],
+    )
+    # One shuffle: by trade_date, so each date is in one task (one file) and the dedup's sort
+    # (trade_date, symbol, latest first) is already the order the files are written in. One
+    # task per core: adaptive coalescing would pick a count unrelated to the cores (3 tasks on
+    # 2 cores is two waves), and each task's work is its dates' files.
+    tasks = spark.sparkContext.defaultParallelism
+    valid = counted.where(F.col("reason").isNull()).repartition(tasks, F.col("trade_date"))
+    processed = _with_date_partition(historical_dedup.transform(valid)).select(
+        *[F.col(c) for c in (*PROCESSED_HISTORICAL_COLUMNS, PARTITION_COLUMN)]
+    )
+    outputs = Observation("processed")
+    processed = processed.observe(
+        outputs,
+        F.count(F.lit(1)).alias("rows"),
+        # Observation returns arrays as JVM objects: ship the set as one string.
+        F.array_join(
+            F.array_sort(F.collect_set(F.col(PARTITION_COLUMN))).cast("array<string>"), ","
+        ).alias("partitions"),
+    )
+    storage.write_partitioned(processed, output_uri, sort=("symbol",), repartition=False)
+    counts = {r: int(inputs.get[r]) for r in historical_quality.REASONS if inputs.get[r]}
+    rows_in, rows_out = int(inputs.get["rows_in"]), int(outputs.get["rows"])
+    partitions = [p for p in (outputs.get["partitions"] or "").split(",") if p]
+    if counts:
+        storage.write_partitioned(
+            _with_date_partition(classified.where(F.col("reason").isNotNull())),
+            quarantine_uri,
+            sort=("symbol", "kafka_topic", "kafka_partition", "kafka_offset", "reason"),
         )
-        storage.write_partitioned(processed, output_uri, sort=("symbol",))
-        metrics = observed.get
-        rows_out = int(metrics["rows"])
-        partitions = [p for p in (metrics["partitions"] or "").split(",") if p]
-    finally:
-        classified.unpersist()
 
     summary = BatchSummary(
         run_id=run_id,
@@ -114,7 +124,7 @@ def run_batch(
         quarantine_uri=quarantine_uri,
         rows_in=rows_in,
         rows_out=rows_out,
-        duplicates_removed=valid - rows_out,
+        duplicates_removed=rows_in - sum(counts.values()) - rows_out,
         quarantined=dict(sorted(counts.items())),
         partitions_written=partitions,
         started_at=now.isoformat(),

@@ -57,19 +57,24 @@ def read_parquet(spark: SparkSession, uri: str, schema: StructType) -> DataFrame
     return conform(df, schema, where=uri)
 
 
-def write_partitioned(df: DataFrame, uri: str, *, sort: tuple[str, ...]) -> None:
+def write_partitioned(
+    df: DataFrame, uri: str, *, sort: tuple[str, ...], repartition: bool = True
+) -> None:
     """Overwrite the ``date=`` partitions present in ``df`` (dynamic partition overwrite).
 
     One task, hence one file, per date with rows in a fixed order, so a rerun over the same
-    input writes byte-identical files (only the file names differ).
+    input writes byte-identical files (only the file names differ). ``repartition=False`` when
+    ``df`` is already hash-partitioned so that each date is in one task; the sort is then
+    free if ``df`` is already in (date, *sort) order (Spark drops the redundant sort).
     """
     from pyspark.sql import functions as F
 
     from market_spark.schemas import PARTITION_COLUMN
 
+    if repartition:
+        df = df.repartition(F.col(PARTITION_COLUMN))
     (
-        df.repartition(F.col(PARTITION_COLUMN))
-        .sortWithinPartitions(*[F.col(c) for c in (PARTITION_COLUMN, *sort)])
+        df.sortWithinPartitions(*[F.col(c) for c in (PARTITION_COLUMN, *sort)])
         .write.mode("overwrite")
         .option("partitionOverwriteMode", "dynamic")
         .partitionBy(PARTITION_COLUMN)
