@@ -54,6 +54,34 @@ def test_streaming_pipeline_archives_in_parallel_and_summarizes() -> None:
     assert "availableNow" in spark.arguments, "streaming runs as availableNow"
 
 
+@pytest.mark.parametrize(
+    ("factory", "config", "task_id"),
+    [
+        ("build_batch_pipeline_dag", BatchPipelineConfig(), steps.FETCH_HISTORICAL),
+        ("build_streaming_pipeline_dag", StreamingPipelineConfig(), steps.COLLECT_TICKS),
+    ],
+)
+def test_produce_steps_send_once_per_dag_run(factory: str, config: Any, task_id: str) -> None:
+    """The idempotency key renders from the run and task only (a retry keeps the run_id), so
+    a retried produce step finds its ledger entry; another run gets another key."""
+    from market_dags import factories
+    from market_dags.entrypoints import run_entry_point
+
+    dag = getattr(factories, factory)(config)
+    task = dag.get_task(task_id)
+    args = [str(a) for a in task.arguments]
+    key = args[args.index("--idempotency-key") + 1]
+
+    def render(run_id: str) -> str:
+        return str(task.render_template(key, {"dag": dag, "task": task, "run_id": run_id}))
+
+    run_id = "scheduled__2024-12-31T02:00:00+00:00"
+    assert render(run_id) == f"{dag.dag_id}/{run_id}/{task_id}", "dag, run and task name the key"
+    assert render(run_id) != render("manual__2025-01-02T10:00:00+00:00"), "a new run sends again"
+    code, usage = run_entry_point(task.script, [args[0], "--help"], env={"COLUMNS": "200"})
+    assert code == 0 and "--idempotency-key" in usage, "the CLI takes the option"
+
+
 def _manifest_models(manifest: Path, folder: str) -> set[str]:
     nodes = json.loads(manifest.read_text())["nodes"].values()
     return {

@@ -62,8 +62,19 @@ class Step:
         return Step(self.task_id, self.script, self.args, self.image, timeout, self.doc)
 
 
+# Rendered by Airflow per task instance: the same for every try of a task in one DAG run
+# (retries and clears keep the run_id), different for another run or task. `dag`, `task`
+# and `run_id` are in Airflow 3's context even for runs without a logical date.
+RUN_IDEMPOTENCY_KEY = "{{ dag.dag_id }}/{{ run_id }}/{{ task.task_id }}"
+
+
 def _symbols(deployment: DeploymentSettings) -> tuple[str, ...]:
     return ("--symbols", ",".join(deployment.symbols))
+
+
+def _once_per_run() -> tuple[str, ...]:
+    """A produce step re-run in the same DAG run sends nothing (``market_ingest.ledger``)."""
+    return ("--idempotency-key", RUN_IDEMPOTENCY_KEY)
 
 
 def batch_steps(config: BatchPipelineConfig) -> list[Step]:
@@ -74,17 +85,28 @@ def batch_steps(config: BatchPipelineConfig) -> list[Step]:
     would break on Kubernetes, where each task is its own pod).
     """
     d = config.deployment
-    # The run covers `lookback_days` days ending at its logical date: re-running a date
-    # re-fetches the same window and the loaders MERGE, so retries are idempotent.
+    # The run covers `lookback_days` days ending at its logical date: a retry within the run
+    # sends nothing again (idempotency key); a new run for the date re-fetches the same
+    # window, and Spark's dedup and the loaders' MERGE keep the result the same.
     start = f"{{{{ macros.ds_add(ds, -{config.lookback_days}) }}}}"
     return [
         Step(
             FETCH_HISTORICAL,
             INGEST,
-            ("backfill", "--start", start, "--end", "{{ ds }}", "--source", d.source, *_symbols(d)),
+            (
+                "backfill",
+                "--start",
+                start,
+                "--end",
+                "{{ ds }}",
+                "--source",
+                d.source,
+                *_symbols(d),
+                *_once_per_run(),
+            ),
             timeout=timedelta(minutes=30),
             doc="Fetch the window's daily bars from the source and produce them to the batch "
-            "topic (DLQ for invalid records).",
+            "topic (DLQ for invalid records); once per DAG run.",
         ),
         Step(
             CONSUME_BATCH,
@@ -127,9 +149,10 @@ def streaming_steps(config: StreamingPipelineConfig) -> list[Step]:
                 "--source",
                 d.source,
                 *_symbols(d),
+                *_once_per_run(),
             ),
             timeout=timedelta(minutes=20),
-            doc="Produce the window's ticks to the realtime topic.",
+            doc="Produce the window's ticks to the realtime topic; once per DAG run.",
         ),
         Step(
             ARCHIVE_TICKS,

@@ -1,7 +1,8 @@
 """``market-ingest``: backfill, stream, consume and bench from the command line.
 
-Exit codes: 0 ok; 1 records not delivered / dead letters not acknowledged; 2 usage or
-source error (e.g. Yahoo unreachable); 130 interrupted by SIGINT/SIGTERM (after a clean
+Exit codes: 0 ok (also: the idempotency key was already produced, nothing sent); 1 records
+not delivered / dead letters not acknowledged; 2 usage or source error (e.g. Yahoo
+unreachable) or run ledger unreadable (nothing sent); 130 interrupted by SIGINT/SIGTERM (after a clean
 flush and close).
 """
 
@@ -22,12 +23,14 @@ from market_ingest.errors import IngestError
 from market_ingest.universe import InvalidSymbolError, benchmark_universe
 
 if TYPE_CHECKING:
+    from market_ingest.producer import ProduceResult
     from market_ingest.sources import Source
 
 app = typer.Typer(
     help=(
         "Market-data ingestion: backfill, stream, consume, bench. Exit codes: 0 ok, "
-        "1 records/dead letters not acknowledged, 2 usage or source error, 130 interrupted."
+        "1 records/dead letters not acknowledged, 2 usage, source or run-ledger error, "
+        "130 interrupted."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -48,6 +51,14 @@ SourceOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the synthetic source.")]
 TopicOpt = Annotated[str | None, typer.Option(help="Override the target topic.")]
+IdempotencyKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Produce at most once per key: if a run with this key completed (every record "
+        "acknowledged), print its recorded summary and send nothing. Ledger under "
+        "s3://<bucket>/<checkpoint_prefix>/ingest-ledger/."
+    ),
+]
 ReplayOpt = Annotated[
     list[Path] | None,
     typer.Option("--replay-path", help="CSV/Parquet file or directory for --source replay."),
@@ -85,6 +96,14 @@ def _progress() -> Progress:
     )
 
 
+def _report_ledger_hit(result: ProduceResult) -> None:
+    if result.already_produced:
+        console.print(
+            f"[green]idempotency key {result.idempotency_key!r} already produced "
+            f"({result.ledger}): nothing sent, recorded summary below"
+        )
+
+
 def _finish(summary: dict[str, object], *, ok: bool, interrupted: bool = False) -> None:
     typer.echo(json.dumps(summary, default=str))
     if interrupted:
@@ -109,6 +128,7 @@ def backfill(
     seed: SeedOpt = 42,
     topic: TopicOpt = None,
     replay_path: ReplayOpt = None,
+    idempotency_key: IdempotencyKeyOpt = None,
 ) -> None:
     """Produce daily bars for the universe to the batch topic (with a progress bar)."""
     from market_ingest.producer import backfill as run_backfill
@@ -137,10 +157,12 @@ def backfill(
                 stop=stop,
                 progress=advance,
                 on_total=lambda n: bar.update(task, total=n),
+                idempotency_key=idempotency_key,
             )
     except (IngestError, InvalidSymbolError, ValueError) as exc:
         console.print(f"[red]{type(exc).__name__}: {exc}")
         raise typer.Exit(2) from exc
+    _report_ledger_hit(result)
     if result.records == 0:
         console.print("[yellow]the source returned no records for this range")
     _finish(result.summary(), ok=result.ok, interrupted=result.interrupted)
@@ -159,6 +181,7 @@ def stream(
     seed: SeedOpt = 42,
     topic: TopicOpt = None,
     replay_path: ReplayOpt = None,
+    idempotency_key: IdempotencyKeyOpt = None,
 ) -> None:
     """Produce realtime ticks to the realtime topic until the session ends or SIGTERM."""
     from market_ingest.producer import stream as run_stream
@@ -179,10 +202,12 @@ def stream(
                 source=src,
                 topic=topic,
                 stop=stop,
+                idempotency_key=idempotency_key,
             )
     except (IngestError, InvalidSymbolError, ValueError) as exc:
         console.print(f"[red]{type(exc).__name__}: {exc}")
         raise typer.Exit(2) from exc
+    _report_ledger_hit(result)
     _finish(result.summary(), ok=result.ok, interrupted=result.interrupted)
 
 

@@ -25,6 +25,7 @@ from market_common.logging import get_logger
 from market_common.settings import MarketSettings
 from market_ingest.calendar import last_completed_session, trading_days
 from market_ingest.clock import Clock, SimulatedClock, WallClock
+from market_ingest.ledger import RunLedger
 from market_ingest.records import MAX_RECORD_BYTES, Kind, dead_letter_json, validate_frame
 from market_ingest.sources import Source, make_source
 from market_ingest.universe import resolve_symbols
@@ -51,6 +52,9 @@ class ProduceResult:
     elapsed_s: float = 0.0
     interrupted: bool = False
     reasons: Counter[str] = field(default_factory=Counter)
+    idempotency_key: str | None = None
+    already_produced: bool = False  # the key's ledger entry existed: nothing was sent
+    ledger: str | None = None  # URI of the ledger entry read or written
 
     @property
     def acked(self) -> int:
@@ -79,7 +83,30 @@ class ProduceResult:
             "records_per_s": round(self.records_per_s, 1),
             "interrupted": self.interrupted,
             "top_reasons": dict(self.reasons.most_common(5)),
+            "idempotency_key": self.idempotency_key,
+            "already_produced": self.already_produced,
+            "ledger": self.ledger,
         }
+
+    @classmethod
+    def from_ledger(cls, entry: dict[str, Any], uri: str) -> ProduceResult:
+        """The result a ledger entry recorded, marked ``already_produced`` (nothing sent now)."""
+        s = entry["summary"]
+        return cls(
+            topic=s["topic"],
+            source=s["source"],
+            kind=s["kind"],
+            records=s["records"],
+            sent=s["sent"],
+            failed=s["failed"],
+            dead_lettered=s["dead_lettered"],
+            dlq_failed=s["dlq_failed"],
+            elapsed_s=s["elapsed_s"],
+            reasons=Counter(s.get("top_reasons", {})),
+            idempotency_key=entry["key"],
+            already_produced=True,
+            ledger=uri,
+        )
 
 
 class RecordProducer:
@@ -228,32 +255,85 @@ def backfill(
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    idempotency_key: str | None = None,
 ) -> ProduceResult:
     """Produce daily bars for ``symbols`` (default ``settings.symbols``) to the batch topic.
 
     ``source`` is a :class:`Source` or a name (default ``settings.source``). Returns when
-    the source is exhausted or ``stop`` is set; the result is flushed and counted.
+    the source is exhausted or ``stop`` is set; the result is flushed and counted. With
+    ``idempotency_key`` a key whose run already completed sends nothing (see
+    :mod:`market_ingest.ledger`).
     """
     syms = _symbols(settings, symbols)
     src = _resolve_source(settings, source, seed)
     first, last = backfill_window(years=years, start=start, end=end, now=now())
-    if on_total is not None:
-        on_total(len(trading_days(first, last)) * len(syms))
-    out = RecordProducer(
-        settings,
-        "daily_bar",
-        source_name=src.name,
-        topic=topic,
-        universe=syms,
-        producer=producer,
-        now=now,
-    )
-    log.info(
-        "backfill starting",
-        extra={"source": src.name, "symbols": len(syms), "start": str(first), "end": str(last)},
-    )
-    result = _send_all(out, src.daily_bars(syms, first, last), progress=progress, stop=stop)
-    log.info("backfill finished", extra=result.summary())
+
+    def produce() -> ProduceResult:
+        if on_total is not None:
+            on_total(len(trading_days(first, last)) * len(syms))
+        out = RecordProducer(
+            settings,
+            "daily_bar",
+            source_name=src.name,
+            topic=topic,
+            universe=syms,
+            producer=producer,
+            now=now,
+        )
+        log.info(
+            "backfill starting",
+            extra={"source": src.name, "symbols": len(syms), "start": str(first), "end": str(last)},
+        )
+        result = _send_all(out, src.daily_bars(syms, first, last), progress=progress, stop=stop)
+        log.info("backfill finished", extra=result.summary())
+        return result
+
+    arguments = {
+        "start": str(first),
+        "end": str(last),
+        "symbols": syms,
+        "source": src.name,
+        "topic": topic or settings.kafka.batch_topic,
+    }
+    return _produce_once(settings, "backfill", idempotency_key, arguments, produce)
+
+
+def _produce_once(
+    settings: MarketSettings,
+    command: str,
+    key: str | None,
+    arguments: dict[str, Any],
+    produce: Callable[[], ProduceResult],
+) -> ProduceResult:
+    """Run ``produce`` unless ``key``'s ledger entry says it already completed.
+
+    The entry is written only for a fully acknowledged run (``ok``): a failed or
+    interrupted run leaves none, so its retry sends everything again (at least once).
+    """
+    if key is None:
+        return produce()
+    ledger = RunLedger(settings, command, key)
+    entry = ledger.read()
+    if entry is not None:
+        if entry.get("arguments") != arguments:
+            log.warning(
+                "idempotency key reused with other arguments: still sending nothing",
+                extra={"recorded": entry.get("arguments"), "given": arguments},
+            )
+        log.info(
+            "idempotency key already produced: nothing sent",
+            extra={"command": command, "key": key, "ledger": ledger.uri},
+        )
+        return ProduceResult.from_ledger(entry, ledger.uri)
+    result = produce()
+    result.idempotency_key = key
+    if not result.ok:
+        log.warning(
+            "run not fully acknowledged: no ledger entry, a retry with this key sends again",
+            extra={"command": command, "key": key},
+        )
+    elif ledger.write(arguments, result.summary()):
+        result.ledger = ledger.uri
     return result
 
 
@@ -300,26 +380,41 @@ def stream(
     stop: threading.Event | None = None,
     progress: Progress | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    idempotency_key: str | None = None,
 ) -> ProduceResult:
     """Produce realtime ticks to the realtime topic for one session.
 
     ``clock="simulated"`` replays the last completed session as fast as possible;
-    ``clock="wall"`` emits in real time from now on.
+    ``clock="wall"`` emits in real time from now on. ``idempotency_key``: as for
+    :func:`backfill`.
     """
     syms = _symbols(settings, symbols)
     src = _resolve_source(settings, source, seed)
-    if isinstance(clock, str):
-        clock = WallClock() if clock == "wall" else SimulatedClock(now())
-    out = RecordProducer(
-        settings,
-        "tick",
-        source_name=src.name,
-        topic=topic,
-        universe=syms,
-        producer=producer,
-        now=now,
-    )
-    frames = src.ticks(syms, clock=clock, session_minutes=session_minutes, stop=stop)
-    result = _send_all(out, frames, progress=progress, stop=stop)
-    log.info("stream finished", extra=result.summary())
-    return result
+    clock_name = clock if isinstance(clock, str) else type(clock).__name__
+
+    def produce() -> ProduceResult:
+        clk = clock
+        if isinstance(clk, str):
+            clk = WallClock() if clk == "wall" else SimulatedClock(now())
+        out = RecordProducer(
+            settings,
+            "tick",
+            source_name=src.name,
+            topic=topic,
+            universe=syms,
+            producer=producer,
+            now=now,
+        )
+        frames = src.ticks(syms, clock=clk, session_minutes=session_minutes, stop=stop)
+        result = _send_all(out, frames, progress=progress, stop=stop)
+        log.info("stream finished", extra=result.summary())
+        return result
+
+    arguments = {
+        "session_minutes": session_minutes,
+        "clock": clock_name,
+        "symbols": syms,
+        "source": src.name,
+        "topic": topic or settings.kafka.realtime_topic,
+    }
+    return _produce_once(settings, "stream", idempotency_key, arguments, produce)
