@@ -31,8 +31,6 @@ from market_loaders.loader import ensure_tables, load_historical, target_ref
 from market_loaders.sql import TableRef
 
 SECTION = "loader"
-MD_START = f"<!-- {SECTION}:start -->"
-MD_END = f"<!-- {SECTION}:end -->"
 
 
 def historical_table(symbols: int, days: int, day0: date, *, seed: int = 7) -> list[pa.Table]:
@@ -178,16 +176,9 @@ def run_bench(
 
 def write_report(report: dict[str, Any], out_dir: Path) -> None:
     """Merge the ``loader`` section into warehouse.json / warehouse.md (other sections kept)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "warehouse.json"
-    doc = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    doc[SECTION] = report
-    json_path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-
     b, r = report["bulk"], report["row_by_row"]
-    section = "\n".join(
+    markdown = "\n".join(
         [
-            MD_START,
             "## Loader: bulk MERGE vs row-by-row MERGE",
             "",
             f"Measured {report['measured_at']} on {report['warehouse']}; "
@@ -204,14 +195,29 @@ def write_report(report: dict[str, Any], out_dir: Path) -> None:
             f"dataset ({r['note']}). Re-running the bulk load skipped "
             f"{report['rerun_noop']['files_skipped']} files and merged "
             f"{report['rerun_noop']['rows_merged']} rows in {report['rerun_noop']['seconds']} s.",
-            MD_END,
         ]
     )
+    merge_section(out_dir, SECTION, report, markdown)
+
+
+def merge_section(out_dir: Path, section: str, report: dict[str, Any], markdown: str) -> None:
+    """Put one benchmark's ``section`` into warehouse.json and warehouse.md, keeping the others.
+
+    The loader and the dbt benchmarks share these files; each owns a key of the JSON and a
+    block of the Markdown between ``<!-- section:start -->`` / ``<!-- section:end -->``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "warehouse.json"
+    doc = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    doc[section] = report
+    json_path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+    block = f"{start}\n{markdown}\n{end}"
     md_path = out_dir / "warehouse.md"
     text = md_path.read_text() if md_path.is_file() else "# Warehouse benchmarks\n"
-    if MD_START in text and MD_END in text:
-        head, rest = text.split(MD_START, 1)
-        text = head + section + rest.split(MD_END, 1)[1]
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
     md_path.write_text(text)

@@ -8,7 +8,6 @@ tested on its own databases, so the run never touches the pipeline's data.
 from __future__ import annotations
 
 import io
-import json
 import os
 import time
 import uuid
@@ -21,11 +20,10 @@ import pyarrow.parquet as pq
 from market_common.clients import s3_client
 from market_common.settings import MarketSettings
 from market_loaders import load_historical
-from market_loaders.bench import historical_table
+from market_loaders.bench import historical_table, merge_section
 from market_pipeline.bench import isolated_settings
 
 SECTION = "dbt_build"
-MD_START, MD_END = "<!-- dbt_build:start -->", "<!-- dbt_build:end -->"
 # The batch lineage: the realtime mart has no rows to work on here.
 SELECT = "+mart_stock_performance +mart_daily_summary"
 
@@ -78,14 +76,8 @@ def run_dbt_bench(
 
 
 def _write(report: dict[str, Any], out_dir: Path) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "warehouse.json"
-    doc = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    doc[SECTION] = report
-    json_path.write_text(json.dumps(doc, indent=2) + "\n")
-    section = "\n".join(
+    markdown = "\n".join(
         [
-            MD_START,
             "## dbt build on the daily history",
             "",
             f"Measured {report['measured_at']} on {report['warehouse']}, {report['cores']} cores: "
@@ -98,14 +90,6 @@ def _write(report: dict[str, Any], out_dir: Path) -> None:
             f"| `dbt build --select {report['select']}` | {report['dbt_build_seconds']} |",
             "",
             f"Node results: {report['node_statuses']}.",
-            MD_END,
         ]
     )
-    md_path = out_dir / "warehouse.md"
-    text = md_path.read_text() if md_path.is_file() else "# Warehouse benchmarks\n"
-    if MD_START in text:
-        head, rest = text.split(MD_START, 1)
-        text = head + section + rest.split(MD_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    md_path.write_text(text)
+    merge_section(out_dir, SECTION, report, markdown)
