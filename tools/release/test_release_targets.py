@@ -8,9 +8,12 @@ pyproject.toml. These tests keep the pieces it relies on in step, without buildi
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,24 +24,45 @@ PACKAGES = sorted(p.parent for p in (ROOT / "packages").glob("*/pyproject.toml")
 VERSION = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$")
 
 
-def _calls(build_file: Path) -> dict[tuple[str, str], ast.Call]:
-    """Top-level target calls of a BUILD file by (target type, name)."""
-    calls = {}
-    for node in ast.parse(build_file.read_text()).body:
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-            call = node.value
-            kwargs = {k.arg: k.value for k in call.keywords}
-            name = kwargs.get("name")
-            if isinstance(call.func, ast.Name) and isinstance(name, ast.Constant):
-                calls[(call.func.id, name.value)] = call
-    return calls
+MACROS = ROOT / "build-support/macros.py"
 
 
-def _kwarg(call: ast.Call, name: str) -> object:
-    for keyword in call.keywords:
-        if keyword.arg == name:
-            return keyword.value
-    return None
+def _targets(package: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """The targets a package's BUILD file declares, by (target type, name).
+
+    The BUILD file is executed the way Pants executes it: after the prelude
+    (build-support/macros.py, `[GLOBAL].build_file_prelude_globs`), so targets made by a macro
+    are seen with the arguments the macro really passes. Target types only record their
+    keyword arguments; `python_artifact(...)` evaluates to its keyword arguments.
+    """
+    declared: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def target_type(kind: str) -> Callable[..., None]:
+        def declare(**kwargs: Any) -> None:
+            declared[(kind, str(kwargs.get("name", "")))] = kwargs
+
+        return declare
+
+    class BuildSymbols(dict[str, Any]):
+        """Every name that is not a Python builtin is a target type, as in a BUILD file."""
+
+        def __missing__(self, key: str) -> Any:
+            if hasattr(builtins, key):
+                raise KeyError(key)
+            return target_type(key)
+
+    symbols = BuildSymbols(python_artifact=lambda **kwargs: kwargs)
+    # The prelude's functions look target types up as globals, which must be a plain dict:
+    # give them the target types the macros call, recorded like every other one.
+    macro_globals: dict[str, Any] = {
+        "python_artifact": symbols["python_artifact"],
+        **{kind: target_type(kind) for kind in ("python_distribution", "resource")},
+    }
+    exec(compile(MACROS.read_text(), str(MACROS), "exec"), macro_globals)  # noqa: S102
+    symbols.update({k: v for k, v in macro_globals.items() if k.islower() and callable(v)})
+    build_file = package / "BUILD"
+    exec(compile(build_file.read_text(), str(build_file), "exec"), {}, symbols)  # noqa: S102
+    return declared
 
 
 def _project(package: Path) -> dict[str, object]:
@@ -51,44 +75,57 @@ def test_every_workspace_package_is_found() -> None:
 
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.name)
 def test_dist_target_builds_from_pyproject(package: Path) -> None:
-    calls = _calls(package / "BUILD")
-    dist = calls.get(("python_distribution", "dist"))
-    assert dist is not None, f"{package.name}/BUILD needs python_distribution(name='dist')"
-
-    generate_setup = _kwarg(dist, "generate_setup")
-    assert isinstance(generate_setup, ast.Constant) and generate_setup.value is False, (
+    targets = _targets(package)
+    dist = targets.get(("python_distribution", "dist"))
+    assert dist is not None, (
+        f"{package.name}/BUILD needs a `:dist` target: call "
+        "workspace_distribution(distribution=..., packages=[...]) (build-support/macros.py)"
+    )
+    assert dist.get("generate_setup") is False, (
         f"{package.name}:dist must set generate_setup=False so that the pyproject's own "
         "backend builds it, with the pyproject's name and version"
     )
 
     project = _project(package)["project"]
     assert isinstance(project, dict)
-    provides = _kwarg(dist, "provides")
-    assert isinstance(provides, ast.Call), f"{package.name}:dist needs provides=python_artifact()"
-    artifact = {k.arg: k.value for k in provides.keywords}
+    artifact = dist.get("provides")
+    assert isinstance(artifact, dict), f"{package.name}:dist needs provides=python_artifact()"
     assert set(artifact) == {"name"}, (
         f"{package.name}:dist: python_artifact takes only name= (a version there would "
-        f"disagree with pyproject.toml's {project['version']!r}), got {sorted(map(str, artifact))}"
+        f"disagree with pyproject.toml's {project['version']!r}), got {sorted(artifact)}"
     )
-    name = artifact["name"]
     assert (
-        isinstance(name, ast.Constant) and name.value == project["name"]
-    ), f"{package.name}:dist provides {ast.unparse(name)}, pyproject says {project['name']!r}"
+        artifact["name"] == project["name"]
+    ), f"{package.name}:dist provides {artifact['name']!r}, pyproject says {project['name']!r}"
 
-    deps = _kwarg(dist, "dependencies")
-    assert isinstance(deps, ast.List)
-    dep_values = {d.value for d in deps.elts if isinstance(d, ast.Constant)}
-    assert ":pyproject" in dep_values, f"{package.name}:dist must depend on :pyproject"
-    pyproject_target = calls.get(("resource", "pyproject"))
+    deps = set(dist.get("dependencies", []))
+    assert ":pyproject" in deps, f"{package.name}:dist must depend on :pyproject"
+    pyproject_target = targets.get(("resource", "pyproject"))
     assert pyproject_target is not None, f"{package.name}/BUILD needs resource(name='pyproject')"
-    source = _kwarg(pyproject_target, "source")
-    assert isinstance(source, ast.Constant) and source.value == "pyproject.toml"
+    assert pyproject_target.get("source") == "pyproject.toml"
 
     hatch = _project(package)["tool"]["hatch"]["build"]["targets"]["wheel"]  # type: ignore[index]
     for src in hatch["packages"]:
         assert (
-            f"./{src}" in dep_values
+            f"./{src}" in deps
         ), f"{package.name}:dist must depend on ./{src}, the package hatchling puts in the wheel"
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.name)
+def test_dist_block_is_not_repeated(package: Path) -> None:
+    """The release targets come from the one macro, never a hand-written copy."""
+    written = {
+        node.value.func.id
+        for node in ast.parse((package / "BUILD").read_text()).body
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+    }
+    assert "workspace_distribution" in written, f"{package.name}/BUILD must use the macro"
+    assert not written & {"python_distribution", "resource"}, (
+        f"{package.name}/BUILD declares {sorted(written & {'python_distribution', 'resource'})} "
+        "by hand: workspace_distribution() (build-support/macros.py) declares them"
+    )
 
 
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.name)

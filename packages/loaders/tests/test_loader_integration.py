@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pytest
 
+from market_common.exitcodes import ExitCode
 from market_common.settings import MarketSettings
-from market_loaders.cli import EXIT_AUTH, EXIT_REJECTED_FILES, EXIT_UNAVAILABLE, run_load
+from market_loaders.cli import run_load
 from market_loaders.datasets import HISTORICAL, REALTIME
 from market_loaders.errors import LoadFailedError, SnowflakeAuthError, SnowflakeUnavailableError
 from market_loaders.loader import load_historical, load_realtime, target_ref
@@ -137,7 +138,7 @@ def test_prefix_narrows_files_and_bad_files_are_rejected(lake: Lake) -> None:
         as_json=False,
         settings=lake.settings,
     )
-    assert code == EXIT_REJECTED_FILES
+    assert code == ExitCode.REJECTED
     rows = target_rows(lake)
     assert {r[1] for r in rows} == {DAY0}, "only the prefixed partition loaded"
     audited = {r[1] for r in audit_rows(lake)}
@@ -266,7 +267,7 @@ def test_warehouse_down_retries_then_fails_clearly(lake: Lake, closed_port: int)
         settings=settings,
         sleep=sleeps.append,
     )
-    assert code == EXIT_UNAVAILABLE
+    assert code == ExitCode.UNAVAILABLE
     # Nothing was applied anywhere: the real warehouse has no trace of this load.
     conn = lake.connect()
     dbs = {r[1] for r in conn.cursor().execute("show databases").fetchall()}
@@ -290,5 +291,5 @@ def test_auth_failure_exits_without_retrying(lake: Lake) -> None:
         settings=lake.settings,
         connect=rejecting_connect,
     )
-    assert code == EXIT_AUTH
+    assert code == ExitCode.AUTH
     assert len(calls) == 1, "auth failures are not retried"

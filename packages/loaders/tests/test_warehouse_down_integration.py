@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from market_common.clients import snowflake_connection
+from market_common.exitcodes import ExitCode
 from market_common.runtime import child_env
 from market_common.settings import MarketSettings
-from market_loaders.cli import EXIT_UNAVAILABLE
 from market_loaders.datasets import HISTORICAL
 from market_loaders.errors import SnowflakeUnavailableError
 from market_loaders.loader import load_historical, target_ref
@@ -139,7 +139,7 @@ def test_cli_exits_non_zero_with_a_clear_message_when_the_warehouse_is_down(
 
     down = market_load(warehouse, "historical", "--json")
     output = " ".join((down.stdout + down.stderr).split())  # rich wraps long lines
-    assert down.returncode == EXIT_UNAVAILABLE, output
+    assert down.returncode == ExitCode.UNAVAILABLE, output
     assert "warehouse unreachable" in output and "after 3 attempts" in output, output
     assert f"{warehouse.snowflake.host}:{warehouse.snowflake.port}" in output, output
     assert output.count("snowflake connect failed, retrying") >= 2, "retried before giving up"

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from market_common.runtime import child_env
 from market_pipeline.bench_suite import FIGURES, REPORT_JSON, REPORT_MD, SUITE_FILE, write_report
-from market_pipeline.env import child_env
 
 # The repository (or the Pants sandbox, which holds dags/ and dbt/ as files).
 REPO = next(p for p in Path(__file__).resolve().parents if (p / "dags").is_dir())
@@ -61,7 +61,7 @@ def test_suite_runs_a_benchmark_and_reports_its_figures_and_memory(tmp_path, loc
     done = subprocess.run(
         [sys.executable, "-m", "market_pipeline.bench_suite", "all", "--only", "dags",
          "--repeat", "1", "--results-dir", str(results)],
-        cwd=root, env=child_env(local_stack.settings), capture_output=True, text=True, timeout=900, check=False,
+        cwd=root, env=child_env(settings=local_stack.settings), capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     tmp_path = results
     assert done.returncode == 0, done.stderr[-3000:]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from market_common.settings import MarketSettings
-from market_pipeline.env import child_env, settings_env
+from market_common.runtime import child_env, settings_env
 from market_pipeline.run import parse_json_tail
 from market_pipeline.state import RunState, fingerprint
 
@@ -53,7 +53,7 @@ def test_child_settings_equal_the_parents(monkeypatch: pytest.MonkeyPatch, tmp_p
             getattr(child, section).model_dump() == getattr(parent, section).model_dump()
         ), section
     assert child.symbols == parent.symbols
-    assert child_env(parent)["PYTHONPATH"], "children see our sys.path"
+    assert child_env(settings=parent)["PYTHONPATH"], "children see our sys.path"
 
 
 def test_parse_json_tail_skips_tool_chatter() -> None:

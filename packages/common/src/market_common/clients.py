@@ -151,14 +151,19 @@ def snowflake_connect_kwargs(
     database: str | None = None,
     schema: str | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``snowflake.connector.connect`` (password or key-pair)."""
+    """Keyword arguments for ``snowflake.connector.connect`` (password or key-pair).
+
+    The one definition: the product's connections and the test fixtures (the local stack's
+    ``snowflake_conn_factory``) both connect with it, so tests see the product's session
+    (``TIMEZONE=UTC``: timestamps are written and read in UTC; no out-of-band telemetry).
+    """
     sf = _snowflake(settings)
     kw: dict[str, Any] = {
         "account": sf.account,
         "user": sf.user,
         "login_timeout": sf.login_timeout_s,
         "network_timeout": 300,
-        "session_parameters": {"TIMEZONE": "UTC"},
+        "session_parameters": {"TIMEZONE": "UTC", "CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
     }
     if sf.private_key_path:
         kw["private_key"] = _load_private_key(sf.private_key_path, sf.private_key_passphrase)

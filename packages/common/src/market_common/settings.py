@@ -201,6 +201,9 @@ class MarketSettings(BaseSettings):
     # Comma-separated in the environment (MARKET_SYMBOLS=AAPL,MSFT), a list in code.
     symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     source: Literal["synthetic", "yfinance", "replay"] = "synthetic"
+    # Trading calendar of replayed data (exchange_calendars code: XNYS, 24/5 for FX, 24/7 for
+    # crypto); unset: XNYS. The synthetic and yfinance sources always trade NYSE days.
+    calendar: str | None = None
     stack: StackSettings = Field(default_factory=StackSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     s3: S3Settings = Field(default_factory=S3Settings)

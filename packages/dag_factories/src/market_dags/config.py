@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from market_common.identifiers import is_valid_symbol
-from market_common.settings import DEFAULT_SYMBOLS
+from market_common.settings import DEFAULT_SYMBOLS, split_symbols
 
 DAGS_ENV_PREFIX = "MARKET_DAGS__"
 
@@ -177,9 +177,7 @@ class DeploymentSettings(BaseSettings):
     @field_validator("symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [s.strip().upper() for s in value.split(",") if s.strip()]
-        return value
+        return split_symbols(value)
 
     @field_validator("symbols")
     @classmethod

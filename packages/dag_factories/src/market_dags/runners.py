@@ -18,14 +18,11 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from market_common.runtime import child_env
+# StepFailedError: the step's command exited non-zero; its output is in the task log above.
+from market_common.runtime import StepFailedError, child_env
 from market_dags.config import RunnerConfig, RunnerKind
 from market_dags.entrypoints import last_json_object, run_entry_point, subprocess_argv
 from market_dags.steps import Step
-
-
-class StepFailedError(RuntimeError):
-    """The step's command exited non-zero; its output is in the task log above."""
 
 
 class RunnerUnavailableError(RuntimeError):

@@ -1,127 +1,131 @@
-"""NYSE trading calendar: weekdays minus exchange holidays (computed, not downloaded).
+"""Trading calendars from exchange_calendars: which days trade and when sessions open/close.
 
-Rules follow NYSE Rule 7.2: a Saturday holiday is observed on Friday and a Sunday holiday
-on Monday, except that New Year's Day falling on a Saturday is not observed (the prior
-Friday is a trading day). Juneteenth is a holiday from 2022. One-off closures (national
-days of mourning, Hurricane Sandy, 9/11) are listed explicitly.
+The default calendar is NYSE (``XNYS``): exchange holidays, one-off closures (days of
+mourning, Hurricane Sandy) and early closes (13:00 on the day after Thanksgiving, most
+Christmas Eves and July 3rds) as maintained by the exchange_calendars project, not a
+hand-kept list. Every function takes a keyword-only ``calendar``: an exchange_calendars
+code such as ``XNYS``, ``XLON``, ``24/5`` (FX: Monday to Friday, around the clock) or
+``24/7`` (crypto). Each source declares its calendar (``Source.calendar``; replay takes it
+from ``MARKET_CALENDAR``), so an FX or crypto replay is not forced onto NYSE days.
+
+Calendars cover 1990 to the end of next year; a day outside raises
+:class:`CalendarRangeError` (the synthetic history starts in 2000).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+import exchange_calendars as xcals
 import numpy as np
+import pandas as pd
 
+if TYPE_CHECKING:
+    from exchange_calendars import ExchangeCalendar
+
+NYSE = "XNYS"
 NEW_YORK = ZoneInfo("America/New_York")
+# NYSE's regular session; early-close days are shorter (see session_bounds).
 SESSION_OPEN = time(9, 30)
 SESSION_CLOSE = time(16, 0)
 SESSION_MINUTES = 390
-
-SPECIAL_CLOSURES: frozenset[date] = frozenset(
-    {
-        date(2001, 9, 11), date(2001, 9, 12), date(2001, 9, 13), date(2001, 9, 14),
-        date(2004, 6, 11),  # Reagan
-        date(2007, 1, 2),  # Ford
-        date(2012, 10, 29), date(2012, 10, 30),  # Hurricane Sandy
-        date(2018, 12, 5),  # G. H. W. Bush
-        date(2025, 1, 9),  # Carter
-    }
-)  # fmt: skip
+CALENDAR_START = date(1990, 1, 1)
 
 
-def _easter(year: int) -> date:
-    """Gregorian Easter Sunday (anonymous Gregorian algorithm)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = divmod(b, 4)
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = divmod(c, 4)
-    lo = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * lo) // 451
-    month, day = divmod(h + lo - 7 * m + 114, 31)
-    return date(year, month, day + 1)
+class CalendarRangeError(ValueError):
+    """A day before 1990 or after the end of next year: outside the loaded calendars."""
 
 
-def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
-    first = date(year, month, 1)
-    offset = (weekday - first.weekday()) % 7
-    return first + timedelta(days=offset + 7 * (n - 1))
+class UnknownCalendarError(ValueError):
+    """A calendar code exchange_calendars does not know."""
 
 
-def _last_weekday(year: int, month: int, weekday: int) -> date:
-    nxt = date(year + (month == 12), month % 12 + 1, 1)
-    last = nxt - timedelta(days=1)
-    return last - timedelta(days=(last.weekday() - weekday) % 7)
+def calendar_end() -> date:
+    """The last day the calendars cover: 31 December of next year."""
+    return date(date.today().year + 1, 12, 31)
 
 
-def _observed(day: date) -> date:
-    if day.weekday() == 5:
-        return day - timedelta(days=1)
-    if day.weekday() == 6:
-        return day + timedelta(days=1)
-    return day
+@lru_cache(maxsize=16)
+def get_calendar(calendar: str = NYSE) -> ExchangeCalendar:
+    """The exchange_calendars calendar for ``calendar``, built once per process."""
+    try:
+        return xcals.get_calendar(calendar, start=CALENDAR_START, end=calendar_end())
+    except xcals.errors.InvalidCalendarName as exc:
+        raise UnknownCalendarError(
+            f"unknown trading calendar {calendar!r}: use an exchange_calendars code such as "
+            "XNYS (NYSE), XLON, 24/5 (FX) or 24/7 (crypto)"
+        ) from exc
 
 
-@lru_cache(maxsize=256)
-def nyse_holidays(year: int) -> frozenset[date]:
-    """Full-day NYSE closures in ``year``."""
-    days = set()
-    new_year = date(year, 1, 1)
-    if new_year.weekday() != 5:  # Saturday New Year is not observed on Dec 31
-        days.add(_observed(new_year))
-    days.add(_nth_weekday(year, 1, 0, 3))  # Martin Luther King Jr. Day
-    days.add(_nth_weekday(year, 2, 0, 3))  # Washington's Birthday
-    days.add(_easter(year) - timedelta(days=2))  # Good Friday
-    days.add(_last_weekday(year, 5, 0))  # Memorial Day
-    if year >= 2022:
-        days.add(_observed(date(year, 6, 19)))  # Juneteenth
-    days.add(_observed(date(year, 7, 4)))
-    days.add(_nth_weekday(year, 9, 0, 1))  # Labor Day
-    days.add(_nth_weekday(year, 11, 3, 4))  # Thanksgiving
-    days.add(_observed(date(year, 12, 25)))
-    days |= {d for d in SPECIAL_CLOSURES if d.year == year}
-    return frozenset(d for d in days if d.year == year)
+def _checked(day: date) -> pd.Timestamp:
+    if not CALENDAR_START <= day <= calendar_end():
+        raise CalendarRangeError(
+            f"{day} is outside the trading calendars ({CALENDAR_START} to {calendar_end()})"
+        )
+    return pd.Timestamp(day)
 
 
-def is_trading_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in nyse_holidays(day.year)
+def is_trading_day(day: date, *, calendar: str = NYSE) -> bool:
+    """Whether ``day`` has a session (early-close days do)."""
+    return bool(get_calendar(calendar).is_session(_checked(day)))
 
 
-def trading_days(start: date, end: date) -> np.ndarray:
-    """NYSE trading days in ``[start, end]`` as ``datetime64[D]``, ascending."""
+def trading_days(start: date, end: date, *, calendar: str = NYSE) -> np.ndarray:
+    """Trading days in ``[start, end]`` as ``datetime64[D]``, ascending."""
     if end < start:
         return np.array([], dtype="datetime64[D]")
-    holidays = [
-        np.datetime64(d, "D") for y in range(start.year, end.year + 1) for d in nyse_holidays(y)
-    ]
-    days = np.arange(np.datetime64(start, "D"), np.datetime64(end, "D") + 1)
-    mask = np.is_busday(days, holidays=holidays)
-    return days[mask]
+    sessions = get_calendar(calendar).sessions_in_range(_checked(start), _checked(end))
+    return sessions.values.astype("datetime64[D]")
 
 
-def previous_trading_day(day: date) -> date:
+def nyse_holidays(year: int) -> frozenset[date]:
+    """Weekdays of ``year`` on which NYSE does not trade (holidays and one-off closures)."""
+    weekdays = pd.bdate_range(date(year, 1, 1), date(year, 12, 31))
+    sessions = set(trading_days(date(year, 1, 1), date(year, 12, 31)).tolist())
+    return frozenset(d.date() for d in weekdays if d.date() not in sessions)
+
+
+def early_closes(start: date, end: date, *, calendar: str = NYSE) -> list[date]:
+    """Trading days in ``[start, end]`` whose session closes early, ascending."""
+    cal = get_calendar(calendar)
+    closes = cal.early_closes
+    return [d.date() for d in closes if _checked(start) <= d <= _checked(end)]
+
+
+def previous_trading_day(day: date, *, calendar: str = NYSE) -> date:
     """The last trading day strictly before ``day``."""
-    d = day - timedelta(days=1)
-    while not is_trading_day(d):
-        d -= timedelta(days=1)
-    return d
+    before = _checked(day - timedelta(days=1))
+    session = get_calendar(calendar).date_to_session(before, direction="previous")
+    return session.date()  # type: ignore[no-any-return]
 
 
-def session_bounds(day: date) -> tuple[datetime, datetime]:
-    """Regular session open/close of ``day`` as aware New York datetimes."""
+def session_bounds(day: date, *, calendar: str = NYSE) -> tuple[datetime, datetime]:
+    """Open and close of ``day``'s session, aware, in the calendar's time zone.
+
+    Early closes are real: NYSE's 2024-11-29 closes at 13:00 New York time.
+    """
+    cal = get_calendar(calendar)
+    session = _checked(day)
+    open_, close = cal.session_open(session), cal.session_close(session)
     return (
-        datetime.combine(day, SESSION_OPEN, tzinfo=NEW_YORK),
-        datetime.combine(day, SESSION_CLOSE, tzinfo=NEW_YORK),
+        open_.tz_convert(cal.tz).to_pydatetime(),
+        close.tz_convert(cal.tz).to_pydatetime(),
     )
 
 
-def last_completed_session(now: datetime) -> date:
-    """Most recent trading day whose regular session has closed by ``now``."""
-    local = now.astimezone(NEW_YORK)
-    day = local.date()
-    if is_trading_day(day) and local >= session_bounds(day)[1]:
+def session_minutes(day: date, *, calendar: str = NYSE) -> int:
+    """Length of ``day``'s session in minutes (390 on a regular NYSE day, 210 on an early close)."""
+    open_, close = session_bounds(day, calendar=calendar)
+    return int((close - open_).total_seconds() // 60)
+
+
+def last_completed_session(now: datetime, *, calendar: str = NYSE) -> date:
+    """Most recent trading day whose session has closed by ``now`` (aware)."""
+    cal = get_calendar(calendar)
+    day = now.astimezone(cal.tz).date()
+    if is_trading_day(day, calendar=calendar) and now >= session_bounds(day, calendar=calendar)[1]:
         return day
-    return previous_trading_day(day)
+    return previous_trading_day(day, calendar=calendar)

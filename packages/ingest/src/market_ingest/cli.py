@@ -1,14 +1,17 @@
 """``market-ingest``: backfill, stream, consume and bench from the command line.
 
-Exit codes: 0 ok (also: the idempotency key was already produced, nothing sent); 1 records
-not delivered / dead letters not acknowledged; 2 usage or source error (e.g. Yahoo
-unreachable) or run ledger unreadable (nothing sent); 130 interrupted by SIGINT/SIGTERM (after a clean
-flush and close).
+Exit codes (``market_common.exitcodes.ExitCode``, README "Exit codes"): 0 ok (also: the
+idempotency key was already produced, nothing sent); 1 records not delivered / dead letters
+not acknowledged, source data unusable, raw zone or run ledger unwritable/unreadable; 2 usage
+(bad option, unknown symbol, missing replay input); 4 source unreachable (e.g. Yahoo, after
+retries); 130 interrupted by SIGINT/SIGTERM (after a clean flush and close; the shell's
+128 + SIGINT, outside the table because the signal decided it, not the run).
 """
 
 from __future__ import annotations
 
 import json
+import signal
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -17,9 +20,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from market_common.exitcodes import ExitCode
 from market_common.logging import configure_logging
 from market_common.settings import MarketSettings, load_settings
-from market_ingest.errors import IngestError
+from market_ingest.errors import IngestError, ReplayInputError, SourceUnavailableError
 from market_ingest.universe import InvalidSymbolError, benchmark_universe
 
 if TYPE_CHECKING:
@@ -29,13 +33,25 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help=(
         "Market-data ingestion: backfill, stream, consume, bench. Exit codes: 0 ok, "
-        "1 records/dead letters not acknowledged, 2 usage, source or run-ledger error, "
-        "130 interrupted."
+        "1 failed (records/dead letters not acknowledged, bad source data, ledger), 2 usage, "
+        "4 source unreachable, 130 interrupted."
     ),
     no_args_is_help=True,
-    add_completion=False,
 )
 console = Console(stderr=True)
+# 128 + SIGINT: what a shell reports for a process stopped by Ctrl-C (not in ExitCode: the
+# signal decided it, not the run).
+INTERRUPTED = 128 + int(signal.SIGINT)
+
+
+def exit_code_for(exc: Exception) -> ExitCode:
+    """The exit code of a command that failed with ``exc`` before producing anything."""
+    if isinstance(exc, SourceUnavailableError):
+        return ExitCode.UNAVAILABLE
+    if isinstance(exc, ReplayInputError | InvalidSymbolError) or not isinstance(exc, IngestError):
+        return ExitCode.USAGE  # what the command line named is wrong (ValueError: a bad value)
+    return ExitCode.FAILED
+
 
 SymbolsOpt = Annotated[
     str | None,
@@ -82,7 +98,9 @@ def _source(
 ) -> Source:
     from market_ingest.sources import make_source
 
-    return make_source(name or settings.source, seed=seed, replay_paths=replay or [])
+    return make_source(
+        name or settings.source, seed=seed, replay_paths=replay or [], calendar=settings.calendar
+    )
 
 
 def _progress() -> Progress:
@@ -107,9 +125,9 @@ def _report_ledger_hit(result: ProduceResult) -> None:
 def _finish(summary: dict[str, object], *, ok: bool, interrupted: bool = False) -> None:
     typer.echo(json.dumps(summary, default=str))
     if interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(INTERRUPTED)
     if not ok:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @app.command()
@@ -161,7 +179,7 @@ def backfill(
             )
     except (IngestError, InvalidSymbolError, ValueError) as exc:
         console.print(f"[red]{type(exc).__name__}: {exc}")
-        raise typer.Exit(2) from exc
+        raise typer.Exit(exit_code_for(exc)) from exc
     _report_ledger_hit(result)
     if result.records == 0:
         console.print("[yellow]the source returned no records for this range")
@@ -206,7 +224,7 @@ def stream(
             )
     except (IngestError, InvalidSymbolError, ValueError) as exc:
         console.print(f"[red]{type(exc).__name__}: {exc}")
-        raise typer.Exit(2) from exc
+        raise typer.Exit(exit_code_for(exc)) from exc
     _report_ledger_hit(result)
     _finish(result.summary(), ok=result.ok, interrupted=result.interrupted)
 

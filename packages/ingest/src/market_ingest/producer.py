@@ -23,7 +23,7 @@ import pandas as pd
 from market_common.clients import ensure_topics, kafka_producer
 from market_common.logging import get_logger
 from market_common.settings import MarketSettings
-from market_ingest.calendar import last_completed_session, trading_days
+from market_ingest.calendar import NYSE, last_completed_session, trading_days
 from market_ingest.clock import Clock, SimulatedClock, WallClock
 from market_ingest.ledger import RunLedger
 from market_ingest.records import MAX_RECORD_BYTES, Kind, dead_letter_json, validate_frame
@@ -228,11 +228,16 @@ def _symbols(settings: MarketSettings, symbols: Sequence[str] | None) -> list[st
 
 
 def backfill_window(
-    *, years: float | None, start: date | None, end: date | None, now: datetime
+    *,
+    years: float | None,
+    start: date | None,
+    end: date | None,
+    now: datetime,
+    calendar: str = NYSE,
 ) -> tuple[date, date]:
-    """``[start, end]``: ``end`` defaults to the last completed session, ``start`` to
-    ``years`` before it."""
-    end = end or last_completed_session(now)
+    """``[start, end]``: ``end`` defaults to the last completed session of ``calendar``,
+    ``start`` to ``years`` before it."""
+    end = end or last_completed_session(now, calendar=calendar)
     if start is None:
         start = end - timedelta(days=round(365.25 * (years if years is not None else 1.0)))
     if start > end:
@@ -266,11 +271,12 @@ def backfill(
     """
     syms = _symbols(settings, symbols)
     src = _resolve_source(settings, source, seed)
-    first, last = backfill_window(years=years, start=start, end=end, now=now())
+    calendar = getattr(src, "calendar", NYSE)  # sources written before calendars: NYSE
+    first, last = backfill_window(years=years, start=start, end=end, now=now(), calendar=calendar)
 
     def produce() -> ProduceResult:
         if on_total is not None:
-            on_total(len(trading_days(first, last)) * len(syms))
+            on_total(len(trading_days(first, last, calendar=calendar)) * len(syms))
         out = RecordProducer(
             settings,
             "daily_bar",

@@ -30,7 +30,7 @@ import json
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -49,6 +49,7 @@ from market_common.contracts import (
     validate_payload,
 )
 from market_common.identifiers import SYMBOL_RE
+from market_common.runtime import utc_now
 
 Kind = Literal["daily_bar", "tick"]
 
@@ -121,10 +122,6 @@ class Validated:
     payloads: list[bytes] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     slow_rows: int = 0
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- canonical form

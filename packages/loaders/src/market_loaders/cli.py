@@ -1,7 +1,8 @@
 """``market-load historical|realtime [--full-refresh] [--prefix …]`` and ``market-load bench``.
 
-Exit codes: 0 ok, 1 load failed, 3 credentials/privileges rejected, 4 warehouse
-unreachable after retries, 5 loaded but some files were rejected (see the summary).
+Exit codes (``market_common.exitcodes.ExitCode``, README "Exit codes"): 0 ok, 1 load failed,
+2 usage, 3 credentials/privileges rejected, 4 warehouse unreachable after retries, 5 loaded
+but some files were rejected (see the summary).
 """
 
 from __future__ import annotations
@@ -14,18 +15,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from market_common.exitcodes import ExitCode
 from market_common.logging import configure_logging
 from market_common.settings import MarketSettings, load_settings
 from market_loaders.datasets import DATASETS
 from market_loaders.errors import LoaderError, SnowflakeAuthError, SnowflakeUnavailableError
 from market_loaders.loader import LoadResult, load_dataset
 
-EXIT_FAILED = 1
-EXIT_AUTH = 3
-EXIT_UNAVAILABLE = 4
-EXIT_REJECTED_FILES = 5
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
 
 FullRefresh = Annotated[
@@ -83,19 +80,19 @@ def run_load(
         )
     except SnowflakeAuthError as exc:
         console.print(f"[red]authentication/permission error:[/red] {exc}")
-        return EXIT_AUTH
+        return ExitCode.AUTH
     except SnowflakeUnavailableError as exc:
         console.print(f"[red]warehouse unreachable:[/red] {exc}")
-        return EXIT_UNAVAILABLE
+        return ExitCode.UNAVAILABLE
     except LoaderError as exc:
         console.print(f"[red]load failed:[/red] {exc}")
-        return EXIT_FAILED
+        return ExitCode.FAILED
     console.print(summary_table(result))
     for rejected in result.files_rejected:
         console.print(f"[yellow]rejected[/yellow] {rejected.key}: {rejected.reason}")
     if as_json:
         typer.echo(json.dumps(result.to_dict(), default=str))
-    return EXIT_REJECTED_FILES if result.files_rejected else 0
+    return ExitCode.REJECTED if result.files_rejected else ExitCode.OK
 
 
 @app.callback()
@@ -143,7 +140,7 @@ def bench(
         )
     except SnowflakeUnavailableError as exc:
         console.print(f"[red]warehouse unreachable:[/red] {exc}")
-        raise typer.Exit(EXIT_UNAVAILABLE) from exc
+        raise typer.Exit(ExitCode.UNAVAILABLE) from exc
     console.print_json(json.dumps(report, default=str))
 
 

@@ -38,6 +38,7 @@ from market_common.clients import (
     snowflake_connection,
 )
 from market_common.logging import get_logger
+from market_common.runtime import utc_now
 from market_common.settings import MarketSettings
 from market_loaders import sql
 from market_loaders.audit import AuditRecord, plan_files
@@ -109,9 +110,9 @@ class _Staged:
     rows_rejected: int = 0
 
 
-def utc_now() -> datetime:
+def ntz_now() -> datetime:
     """Naive UTC, microsecond precision: the TIMESTAMP_NTZ convention of the warehouse."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    return utc_now().replace(tzinfo=None)
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -142,7 +143,7 @@ def load_dataset(
     prefix: str | None = None,
     s3: Any = None,
     connect: Connect = snowflake_connection,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Callable[[], datetime] = ntz_now,
     sleep: Callable[[float], None] = time.sleep,
     attempts: int = 3,
     work_dir: Path | None = None,

@@ -1,4 +1,10 @@
-"""``market-localstack up | down | status | logs [service]``."""
+"""``market-localstack up | down | status | logs [service]``.
+
+Exit codes (``market_common.exitcodes.ExitCode``, README "Exit codes"): 0 ok; 1 the stack
+failed (a service did not start or stop, binaries could not be built, a required tool is
+missing); 2 usage (e.g. an unknown service name); 4 ``status``: a service is not healthy, or
+a port is taken by a process the stack did not start.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from market_localstack.errors import LocalStackError
+from market_common.exitcodes import ExitCode
+from market_localstack.errors import (
+    LocalStackError,
+    PortInUseError,
+    UnknownServiceError,
+)
 
 if TYPE_CHECKING:
     from market_common.settings import MarketSettings
@@ -18,7 +29,6 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Embedded local stack: Kafka (KRaft), MinIO and fakesnow on 127.0.0.1.",
     no_args_is_help=True,
-    add_completion=False,
 )
 console = Console()
 
@@ -34,9 +44,18 @@ def _settings() -> MarketSettings:
     return load_settings()
 
 
+def exit_code_for(exc: LocalStackError) -> ExitCode:
+    """What a failed command exits with (the shared table)."""
+    if isinstance(exc, UnknownServiceError):
+        return ExitCode.USAGE  # fix the command line
+    if isinstance(exc, PortInUseError):
+        return ExitCode.UNAVAILABLE  # the endpoint is someone else's: not reachable for us
+    return ExitCode.FAILED
+
+
 def _fail(exc: LocalStackError) -> typer.Exit:
     console.print(f"[bold red]error:[/] {exc}")
-    return typer.Exit(code=1)
+    return typer.Exit(code=exit_code_for(exc))
 
 
 def _table(info: object) -> Table:
@@ -92,7 +111,7 @@ def down(only: OnlyOption = None) -> None:
 
 @app.command()
 def status(only: OnlyOption = None) -> None:
-    """Show each service's process and health; exit 1 if any is not healthy."""
+    """Show each service's process and health; exit 4 if any is not healthy."""
     from market_localstack import stack
 
     try:
@@ -101,7 +120,7 @@ def status(only: OnlyOption = None) -> None:
         raise _fail(exc) from exc
     console.print(_table(info))
     if not info.healthy:
-        raise typer.Exit(code=1)
+        raise typer.Exit(code=ExitCode.UNAVAILABLE)
 
 
 @app.command()

@@ -155,17 +155,22 @@ def s3_client(local_stack: StackInfo) -> Any:
 
 @pytest.fixture
 def snowflake_conn_factory(local_stack: StackInfo) -> Iterator[Callable[..., Any]]:
-    """``factory(**connect_overrides)`` → snowflake connector connection, closed after the test."""
+    """``factory(database=…, schema=…, **connect_overrides)`` → a connection, closed after the test.
+
+    Made by the product's own factory (``market_common.clients.snowflake_connection``, with
+    its session parameters and retries), pointed at the stack's fakesnow.
+    """
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import snowflake.connector
+        from market_common.clients import snowflake_connection
+    from market_localstack.snowflake import emulator_settings
 
     opened: list[Any] = []
 
     def factory(**overrides: Any) -> Any:
-        conn = snowflake.connector.connect(**local_stack.snowflake_connect_kwargs(**overrides))
+        conn = snowflake_connection(emulator_settings(local_stack.settings), **overrides)
         opened.append(conn)
         return conn
 

@@ -4,31 +4,34 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from market_common.runtime import python_path
 from market_localstack.service import Service
 
 if TYPE_CHECKING:
-    from market_common.settings import MarketSettings
+    from market_common.settings import MarketSettings, SnowflakeSettings
 
 
-def snowflake_connect_kwargs(settings: MarketSettings, **overrides: Any) -> dict[str, Any]:
-    """``snowflake.connector.connect`` kwargs for the stack's fakesnow (any user/password)."""
+def emulator_settings(settings: MarketSettings) -> SnowflakeSettings:
+    """The Snowflake section pointed at this stack's fakesnow (any user/password works).
+
+    Connections to the emulator are made from it by the product's own factories
+    (``market_common.clients.snowflake_connect_kwargs`` / ``snowflake_connection``), so the
+    stack's probe and the test fixtures connect exactly as the product does.
+    """
+    from market_common.settings import SnowflakeSettings
+
     sf = settings.snowflake
-    kwargs: dict[str, Any] = {
-        "account": "local",
-        "user": sf.user,
-        "password": sf.password.get_secret_value() if sf.password else "local",
-        "host": settings.stack.host,
-        "port": settings.stack.fakesnow_port,
-        "protocol": "http",
-        "login_timeout": 10,
-        "network_timeout": 30,
-        "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
-    }
-    kwargs.update(overrides)
-    return kwargs
+    return SnowflakeSettings(
+        account="local",
+        user=sf.user,
+        password=sf.password,
+        host=settings.stack.host,
+        port=settings.stack.fakesnow_port,
+        protocol="http",
+        login_timeout_s=10,
+    )
 
 
 class FakesnowService(Service):
@@ -82,9 +85,10 @@ class FakesnowService(Service):
             warnings.simplefilter("ignore")
             import snowflake.connector
 
-        conn = snowflake.connector.connect(
-            **snowflake_connect_kwargs(self.settings, login_timeout=5, network_timeout=5)
-        )
+        from market_common.clients import snowflake_connect_kwargs
+
+        kwargs = snowflake_connect_kwargs(emulator_settings(self.settings))
+        conn = snowflake.connector.connect(**kwargs | {"login_timeout": 5, "network_timeout": 5})
         try:
             cur = conn.cursor()
             cur.execute("select 1")

@@ -85,9 +85,11 @@ class StackInfo:
         return bool(self.services) and all(s.healthy for s in self.services.values())
 
     def snowflake_connect_kwargs(self, **overrides: Any) -> dict[str, Any]:
-        from market_localstack.snowflake import snowflake_connect_kwargs
+        """The product's connect kwargs (market_common.clients) for this stack's fakesnow."""
+        from market_common.clients import snowflake_connect_kwargs
+        from market_localstack.snowflake import emulator_settings
 
-        return snowflake_connect_kwargs(self.settings, **overrides)
+        return snowflake_connect_kwargs(emulator_settings(self.settings)) | overrides
 
     def s3_client(self) -> Any:
         from market_localstack.minio import s3_client

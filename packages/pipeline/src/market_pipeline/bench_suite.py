@@ -29,8 +29,8 @@ import typer
 from rich.console import Console
 
 from market_common.logging import configure_logging
+from market_common.runtime import child_env
 from market_common.settings import MarketSettings, load_settings
-from market_pipeline.env import child_env
 from market_pipeline.memory import PeakMemory
 
 console = Console(stderr=True)
@@ -170,7 +170,7 @@ class Suite:
             with (log_dir / f"{bench.name}.log").open("a") as log_file:
                 done = subprocess.run(
                     [self.python, *bench.argv(self.results_dir)],
-                    env=child_env(self.settings),
+                    env=child_env(settings=self.settings),
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
                     check=False,

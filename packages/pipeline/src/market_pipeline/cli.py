@@ -4,8 +4,9 @@
     market-pipeline report [--report-dir report]     # rebuild the report from the marts
     market-pipeline bench                            # timed run on fresh names → benchmarks/results
 
-Exit codes: 0 ok; 1 a step failed (message names the step and its log); 2 usage error;
-3 data-quality failures (dbt tests failed; the report is still written).
+Exit codes (``market_common.exitcodes.ExitCode``, README "Exit codes"): 0 ok; 1 a step failed
+(message names the step and its log); 2 usage error; 6 data-quality failures (dbt tests
+failed; the report is still written).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from market_common.exitcodes import ExitCode
 from market_common.logging import configure_logging
-from market_common.runtime import python_path
+from market_common.runtime import StepFailedError, python_path
 from market_common.settings import load_settings
 
 if TYPE_CHECKING:
@@ -29,12 +31,8 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Run the stock-market platform end to end locally and report on it.",
     no_args_is_help=True,
-    add_completion=False,
 )
 console = Console(stderr=True)
-
-EXIT_FAILED = 1
-EXIT_QUALITY = 3
 
 Years = Annotated[
     float,
@@ -138,13 +136,13 @@ def run(
     options = _options(years, symbols, source, session_minutes, report_dir, seed, skip_stack, force)
     try:
         result = run_pipeline(options, console=console)
-    except PipelineError as exc:
+    except (PipelineError, StepFailedError) as exc:
         console.print(f"[red]pipeline failed:[/red] {exc}")
-        raise typer.Exit(EXIT_FAILED) from exc
+        raise typer.Exit(ExitCode.FAILED) from exc
     print_summary(result, console)
     if not result.ok:
         console.print("[red]data-quality checks failed[/red] (see above); the report was written")
-        raise typer.Exit(EXIT_QUALITY)
+        raise typer.Exit(ExitCode.QUALITY)
 
 
 @app.command()
@@ -185,9 +183,9 @@ def bench(
     options = _options(years, symbols, "synthetic", session_minutes, report_dir, 42, False, True)
     try:
         record = run_bench(options, results_dir=results_dir, console=console)
-    except PipelineError as exc:
+    except (PipelineError, StepFailedError) as exc:
         console.print(f"[red]benchmark run failed:[/red] {exc}")
-        raise typer.Exit(EXIT_FAILED) from exc
+        raise typer.Exit(ExitCode.FAILED) from exc
     console.print(f"wall time {record['wall_time_s']} s → {results_dir / 'pipeline.md'}")
 
 

@@ -34,9 +34,9 @@ from market_common.clients import ensure_topics, kafka_producer, snowflake_conne
 from market_common.contracts import Tick
 from market_common.identifiers import qualified
 from market_common.logging import get_logger
+from market_common.runtime import child_env
 from market_common.settings import MarketSettings
 from market_pipeline.bench import isolated_settings
-from market_pipeline.env import child_env
 from market_pipeline.marts import MARTS_SCHEMA, REALTIME_SIGNALS
 
 log = get_logger(__name__)
@@ -122,7 +122,7 @@ class LatencyBench:
         with self.log_path.open("w") as log_file:
             self.process = subprocess.Popen(
                 argv,
-                env=child_env(self.settings),
+                env=child_env(settings=self.settings),
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,
                 text=True,

@@ -42,9 +42,9 @@ from market_common.clients import (
 )
 from market_common.identifiers import qualified
 from market_common.logging import get_logger
+from market_common.runtime import StepFailedError, child_env
 from market_common.settings import MarketSettings, load_settings
 from market_pipeline.counts import LayerCounts, layer_counts, table_rows, topic_messages
-from market_pipeline.env import child_env
 from market_pipeline.marts import MART_NAMES, MartFrames, read_marts
 from market_pipeline.report import ReportPaths, build_report
 from market_pipeline.state import RunState, fingerprint
@@ -59,10 +59,6 @@ FAILED_DBT = frozenset({"error", "fail", "runtime error"})
 
 class PipelineError(RuntimeError):
     """Base class of the run's failures; messages say which step failed and where to look."""
-
-
-class StepFailedError(PipelineError):
-    """A component raised one of its documented errors; the message names the step."""
 
 
 class SparkJobFailedError(PipelineError):
@@ -268,7 +264,7 @@ class Pipeline:
         with log_path.open("w") as log_file:
             process = subprocess.Popen(
                 [self.python, "-m", "market_spark", command, *args],
-                env=child_env(self.settings),
+                env=child_env(settings=self.settings),
                 stdout=subprocess.PIPE,
                 stderr=log_file,
                 text=True,
@@ -400,7 +396,7 @@ class Pipeline:
         from market_dbt.runner import DbtProject, DbtRunner, snowflake_env
 
         project = DbtProject.from_settings(self.settings)
-        python_path = child_env(self.settings)["PYTHONPATH"]
+        python_path = child_env(settings=self.settings)["PYTHONPATH"]
         return DbtRunner(project, env={**snowflake_env(self.settings), "PYTHONPATH": python_path})
 
     def _dbt(self, task: TaskID) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from market_ingest.calendar import NYSE
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -27,6 +29,8 @@ SOURCE_NAMES = ("synthetic", "yfinance", "replay")
 
 class Source(Protocol):
     name: str
+    # The trading calendar of its data (market_ingest.calendar): NYSE days unless it says so.
+    calendar: str
 
     def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> Iterator[pd.DataFrame]:
         """Daily bars for trading days in ``[start, end]``, date-major chunks."""
@@ -51,8 +55,13 @@ def make_source(
     replay_paths: Sequence[Path] = (),
     download: Any = None,
     sleep: Any = None,
+    calendar: str | None = None,
 ) -> Source:
-    """Build the named source; ``download``/``sleep`` are yfinance's injectable collaborators."""
+    """Build the named source; ``download``/``sleep`` are yfinance's injectable collaborators.
+
+    ``calendar`` (an exchange_calendars code) is the replayed data's trading calendar; the
+    synthetic and yfinance sources trade NYSE days whatever it says.
+    """
     if name == "synthetic":
         from market_ingest.sources.synthetic import SyntheticSource
 
@@ -69,5 +78,5 @@ def make_source(
     if name == "replay":
         from market_ingest.sources.replay import ReplaySource
 
-        return ReplaySource(replay_paths)
+        return ReplaySource(replay_paths, calendar=calendar or NYSE)
     raise ValueError(f"unknown source {name!r}: choose one of {', '.join(SOURCE_NAMES)}")

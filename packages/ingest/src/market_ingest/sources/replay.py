@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from market_ingest.calendar import NYSE, get_calendar
 from market_ingest.clock import Clock
 from market_ingest.errors import ReplayInputError
 from market_ingest.rawzone import METADATA_COLUMNS
@@ -42,11 +43,19 @@ def _parse_time(frame: pd.DataFrame, column: str, *, utc: bool) -> pd.DataFrame:
 
 
 class ReplaySource:
-    """Reads the given files in order; ``chunk_rows`` bounds each emitted frame."""
+    """Reads the given files in order; ``chunk_rows`` bounds each emitted frame.
+
+    ``calendar`` is the data's trading calendar (exchange_calendars code, e.g. ``24/7`` for
+    crypto): it decides the default backfill end (the last completed session), not which
+    rows are replayed.
+    """
 
     name = "replay"
 
-    def __init__(self, paths: Sequence[Path], *, chunk_rows: int = 50_000) -> None:
+    def __init__(
+        self, paths: Sequence[Path], *, chunk_rows: int = 50_000, calendar: str = NYSE
+    ) -> None:
+        get_calendar(calendar)  # an unknown code fails here, naming the valid ones
         files: list[Path] = []
         for p in paths:
             p = Path(p)
@@ -60,6 +69,7 @@ class ReplaySource:
             raise ReplayInputError("no replay files given: pass --replay-path FILE_OR_DIR")
         self.files = files
         self.chunk_rows = chunk_rows
+        self.calendar = calendar
 
     def _frames(self, column: str) -> Iterator[pd.DataFrame]:
         for path in self.files:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from market_ingest.calendar import (
     NEW_YORK,
+    NYSE,
     SESSION_MINUTES,
     last_completed_session,
     previous_trading_day,
@@ -75,6 +76,7 @@ class SyntheticSource:
     """Seeded GBM daily bars and ticks (the default source; no network)."""
 
     name = "synthetic"
+    calendar = NYSE
 
     def __init__(self, *, seed: int = 42, chunk_days: int = 21) -> None:
         self.seed = seed

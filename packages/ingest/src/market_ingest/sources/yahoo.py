@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from market_common.logging import get_logger
-from market_ingest.calendar import NEW_YORK, SESSION_MINUTES
+from market_ingest.calendar import NEW_YORK, NYSE, SESSION_MINUTES
 from market_ingest.clock import Clock
 from market_ingest.errors import SourceDataError, SourceUnavailableError
 
@@ -175,6 +175,7 @@ class YahooSource:
     """yfinance-backed source with retries; ``download`` and ``sleep`` are injectable."""
 
     name = "yfinance"
+    calendar = NYSE  # the platform's universe: US listings
 
     def __init__(
         self,
