@@ -36,6 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
 from market_common.runtime import python_path
 from market_localstack.credentials import ensure_generated
 from market_localstack.errors import PrerequisiteMissingError, ServiceStartError
@@ -154,6 +156,14 @@ class AirflowHome:
             "api_auth": {"jwt_secret": values["MARKET_LOCAL_AIRFLOW_JWT_SECRET"]},
             "logging": {"base_log_folder": str(self.path / "logs")},
             "scheduler": {"enable_health_check": "False"},
+            # A task process calls the execution API for every state change and heartbeat; on
+            # a busy 2-core laptop the API server answers in seconds, not milliseconds, and
+            # Airflow's 5 s timeout then gets tasks SIGKILLed before they start.
+            "workers": {
+                "execution_api_timeout": "60",
+                "execution_api_retries": "10",
+                "max_failed_heartbeats": "10",
+            },
             "cosmos": {"dbt_docs_projects": json.dumps(docs), "enable_telemetry": "False"},
         }
 
@@ -319,6 +329,10 @@ class AirflowApiError(RuntimeError):
     """The REST API refused a request (the message has the status and Airflow's detail)."""
 
 
+class TransientApiError(AirflowApiError):
+    """The API server answered 5xx (overloaded, restarting): worth retrying."""
+
+
 class DagRunTimeoutError(RuntimeError):
     """A DAG run did not reach a final state in time (its task states are in the message)."""
 
@@ -344,6 +358,13 @@ class AirflowClient:
         user, password = admin_credentials(settings)
         return cls(AirflowHome(settings).api_url, user, password)
 
+    # A busy API server may time out or answer 5xx for a moment: retried, anything else is not.
+    @retry(
+        retry=retry_if_exception_type((TimeoutError, ConnectionError, TransientApiError)),
+        stop=stop_after_attempt(6),
+        wait=wait_exponential(multiplier=2, max=30),
+        reraise=True,
+    )
     def _request(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if auth:
@@ -353,11 +374,14 @@ class AirflowClient:
             f"{self.base_url}{path}", data=data, headers=headers, method=method
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=90) as response:  # noqa: S310
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:1000]
-            raise AirflowApiError(f"{method} {path} → {exc.code}: {detail}") from exc
+            error = TransientApiError if exc.code >= 500 else AirflowApiError
+            raise error(f"{method} {path} → {exc.code}: {detail}") from exc
+        except urllib.error.URLError as exc:
+            raise ConnectionError(f"{method} {self.base_url}{path}: {exc.reason}") from exc
         return json.loads(raw) if raw else None
 
     def token(self) -> str:
