@@ -52,7 +52,8 @@ ADMIN_USER = "admin"
 ADMIN_PASSWORD_VAR = "MARKET_LOCAL_AIRFLOW_ADMIN_PASSWORD"  # noqa: S105 - a variable name
 _SECRET_VARS = {
     "MARKET_LOCAL_AIRFLOW_FERNET_KEY": lambda: urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-    "MARKET_LOCAL_AIRFLOW_JWT_SECRET": lambda: secrets.token_urlsafe(32),
+    # HS512 wants a key of at least 64 bytes (RFC 7518 3.2).
+    "MARKET_LOCAL_AIRFLOW_JWT_SECRET": lambda: secrets.token_urlsafe(64),
     "MARKET_LOCAL_AIRFLOW_API_SECRET_KEY": lambda: secrets.token_urlsafe(32),
     ADMIN_PASSWORD_VAR: lambda: secrets.token_urlsafe(18),
 }
