@@ -71,7 +71,8 @@ def deadline_alert(alerts: AlertsConfig) -> Any | None:
     """
     if alerts.deadline is None or not alerts.enabled:
         return None
-    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+    from airflow.sdk.definitions.callback import AsyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
