@@ -56,10 +56,18 @@ def test_steps_follow_the_config() -> None:
     fetch = batch[0].args
     assert fetch[fetch.index("--symbols") + 1] == "AAPL,MSFT"
     assert fetch[fetch.index("--source") + 1] == "replay"
-    assert "-3" in fetch[fetch.index("--start") + 1], "window starts lookback_days before ds"
+    start = fetch[fetch.index("--start") + 1]
+    assert f"-params.{steps.LOOKBACK_PARAM}" in start, "window starts lookback_days before ds"
     stream = steps.streaming_steps(StreamingPipelineConfig(session_minutes=7, deployment=d))
     collect = stream[0].args
     assert collect[collect.index("--session-minutes") + 1] == "7"
+
+
+def test_lookback_param_defaults_to_the_config() -> None:
+    from market_dags.factories import build_batch_pipeline_dag
+
+    dag = build_batch_pipeline_dag(BatchPipelineConfig(lookback_days=3))
+    assert dag.params[steps.LOOKBACK_PARAM] == 3, "a scheduled run fetches lookback_days days"
 
 
 def test_step_timeouts_override_per_task() -> None:

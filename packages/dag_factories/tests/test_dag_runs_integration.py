@@ -9,12 +9,12 @@ the marts, which must then hold rows for every symbol.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import assert_mart_covers_symbols, mart_relations
 
 from market_dags import steps
 from market_dags.config import (
@@ -86,12 +86,7 @@ def test_dbt_pipeline_fills_every_mart_for_every_symbol(
 
     _run(build_dbt_pipeline_dag(DbtPipelineConfig(deployment=deployment)))
 
-    nodes = json.loads(dbt_manifest.read_text())["nodes"].values()
-    marts = {
-        n["alias"]: n["schema"]
-        for n in nodes
-        if n["resource_type"] == "model" and n["original_file_path"].startswith("models/marts/")
-    }
+    marts = mart_relations(dbt_manifest)
     assert marts, "the dbt project defines marts"
     database = deployment.step_env["MARKET_SNOWFLAKE__BATCH_DATABASE"]
     conn = snowflake_connection(load_settings(), database=database)
@@ -100,18 +95,3 @@ def test_dbt_pipeline_fills_every_mart_for_every_symbol(
             assert_mart_covers_symbols(conn, f"{database}.{schema}.{mart}", SYMBOLS)
     finally:
         conn.close()
-
-
-def assert_mart_covers_symbols(conn: Any, table: str, symbols: list[str]) -> None:
-    """Per-symbol marts hold every symbol; cross-symbol marts (no SYMBOL column) hold rows."""
-    cur = conn.cursor()
-    cur.execute(f"select * from {table} limit 0")  # noqa: S608 - names from the manifest
-    columns = {d[0].upper() for d in cur.description}
-    if "SYMBOL" in columns:
-        cur.execute(f"select distinct symbol from {table}")  # noqa: S608
-        found = {row[0] for row in cur.fetchall()}
-        assert found == set(symbols), f"{table} has rows for every symbol"
-    else:
-        cur.execute(f"select count(*) from {table}")  # noqa: S608
-        (rows,) = cur.fetchone()
-        assert rows > 0, f"{table} (not per symbol) has rows"

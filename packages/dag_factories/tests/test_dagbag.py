@@ -53,7 +53,7 @@ def test_dag_settings(dagbag: Any, dag_id: str) -> None:
     args = dag.default_args
     assert args["retries"] >= 1 and isinstance(args["retry_delay"], timedelta), "retries with delay"
     assert isinstance(args["execution_timeout"], timedelta), "every task has a timeout"
-    assert args["on_failure_callback"] is log_task_failure, "failures are logged"
+    assert args["on_failure_callback"] == [log_task_failure], "failures are logged (no alerts)"
     assert args["on_retry_callback"] is log_task_retry, "retries are logged"
     for task in dag.tasks:
         assert task.retries == args["retries"], f"{task.task_id} inherits the retry policy"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import stat
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from market_common.settings import MarketSettings, StackSettings
+from market_localstack.credentials import read_env_file
 from market_localstack.errors import UnknownServiceError
 from market_localstack.kafka import (
     KAFKA_VERSION,
@@ -24,7 +26,6 @@ from market_localstack.minio import (
     SECRET_KEY_VAR,
     ensure_credentials,
     minio_ldflags,
-    read_env_file,
 )
 from market_localstack.process import PidFile, PidRecord, spawn_detached, terminate
 from market_localstack.pytest_plugin import UniqueNames
@@ -145,3 +146,50 @@ def test_unique_names_are_valid_and_distinct() -> None:
     assert a != b
     assert re.fullmatch(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]", a)  # S3 bucket + Kafka topic rules
     assert re.fullmatch(r"[A-Z_][A-Z0-9_]*", names.ident("db"))
+
+
+def test_airflow_is_an_opt_in_group() -> None:
+    assert "postgres" not in normalise_services(None), "the core stack has no Airflow"
+    with_airflow = normalise_services(None, with_="airflow")
+    assert with_airflow[:3] == ["kafka", "minio", "snowflake"]
+    assert with_airflow[3:] == [
+        "postgres", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+        "airflow-triggerer",
+    ], "PostgreSQL first, then the API server the others report their health to"  # fmt: skip
+    assert normalise_services("airflow") == with_airflow[3:], "a group name selects its services"
+    with pytest.raises(UnknownServiceError, match="--with"):
+        normalise_services(None, with_="grafana")
+
+
+def test_airflow_config_agrees_with_the_api_port_and_keeps_secrets(tmp_path: Path) -> None:
+    from market_localstack.airflow import ADMIN_PASSWORD_VAR, AirflowHome
+
+    settings = MarketSettings(stack=StackSettings(state_dir=tmp_path, airflow_port=18080))
+    home = AirflowHome(settings)
+    home.render()
+    cfg = home.config()
+    assert cfg["api"]["port"] == "18080"
+    assert (
+        cfg["core"]["execution_api_server_url"] == "http://127.0.0.1:18080/execution/"
+    ), "tasks reach the execution API on the API server's port"
+    assert cfg["core"]["executor"] == "LocalExecutor"
+    assert cfg["database"]["sql_alchemy_conn"].startswith("postgresql+psycopg2://market:")
+    assert stat.S_IMODE(home.config_path.stat().st_mode) == 0o600, "airflow.cfg holds secrets"
+    password = read_env_file(tmp_path / "stack.env")[ADMIN_PASSWORD_VAR]
+    assert len(password) >= 20, "a generated admin password"
+    assert json.loads((home.path / "passwords.json").read_text()) == {"admin": password}
+    again = AirflowHome(settings).config()
+    assert again["core"]["fernet_key"] == cfg["core"]["fernet_key"], "secrets are reused"
+
+
+def test_airflow_env_drops_inherited_overrides_of_what_the_stack_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from market_localstack.airflow import AirflowHome
+
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite:////tmp/other.db")
+    monkeypatch.setenv("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE", "False")
+    env = AirflowHome(MarketSettings(stack=StackSettings(state_dir=tmp_path))).environment()
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env, "airflow.cfg's PostgreSQL wins"
+    assert env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] == "False", "other settings pass through"
+    assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")

@@ -47,6 +47,10 @@ class StackSettings(BaseModel):
     minio_port: int = 9000
     minio_console_port: int = 9001
     fakesnow_port: int = 8085
+    # Opt-in services (`market-localstack up --with airflow`): Airflow's metadata database
+    # and its API server / UI (8080: the port the platform's docs have always named).
+    postgres_port: int = 5433
+    airflow_port: int = 8080
 
 
 class KafkaSettings(BaseModel):

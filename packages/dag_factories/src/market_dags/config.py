@@ -83,6 +83,35 @@ class TaskDefaults(BaseModel):
     execution_timeout: timedelta = timedelta(hours=1)
 
 
+class AlertsConfig(BaseModel):
+    """Where failure alerts go besides the task log; every channel is off until configured.
+
+    Channels are Airflow 3 notifiers fed by Airflow connections, so credentials stay in the
+    deployment's connection store (``AIRFLOW_CONN_<ID>`` or the UI), never in DAG code:
+    ``smtp_conn_id`` + ``email_to`` → ``SmtpNotifier``; ``slack_webhook_conn_id`` →
+    ``SlackWebhookNotifier`` (needs the ``slack`` extra). ``deadline`` adds a DAG-run
+    deadline alert (Airflow 3's successor of SLAs) through the same channels.
+    """
+
+    smtp_conn_id: str | None = None
+    email_to: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    email_from: str = "market-airflow@localhost"
+    slack_webhook_conn_id: str | None = None
+    # A run still unfinished this long after it was queued alerts (None: no deadline alert).
+    deadline: timedelta | None = None
+
+    @field_validator("email_to", mode="before")
+    @classmethod
+    def _split_recipients(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool((self.smtp_conn_id and self.email_to) or self.slack_webhook_conn_id)
+
+
 class TopicsConfig(BaseModel):
     """Kafka topics; ``None`` keeps what the steps' own MarketSettings resolve."""
 
@@ -163,6 +192,7 @@ class DeploymentSettings(BaseSettings):
 
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     task_defaults: TaskDefaults = Field(default_factory=TaskDefaults)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     # Comma-separated in the environment.
     symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     source: Literal["synthetic", "yfinance", "replay"] = "synthetic"

@@ -1,11 +1,12 @@
-"""Default task arguments and failure/retry callbacks shared by every DAG."""
+"""Default task arguments and failure/retry callbacks shared by every DAG (alerts: alerts.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from market_common.logging import get_logger
-from market_dags.config import TaskDefaults
+from market_dags.alerts import failure_notifiers
+from market_dags.config import AlertsConfig, TaskDefaults
 
 log = get_logger("market_dags.callbacks")
 
@@ -54,8 +55,12 @@ def log_dag_failure(context: Any) -> None:
     )  # fmt: skip
 
 
-def default_args(defaults: TaskDefaults) -> dict[str, Any]:
-    """``default_args`` for a DAG: owner, retries with (backed-off) delay, timeout, callbacks."""
+def default_args(defaults: TaskDefaults, alerts: AlertsConfig | None = None) -> dict[str, Any]:
+    """``default_args`` for a DAG: owner, retries with (backed-off) delay, timeout, callbacks.
+
+    A failed task always logs; the configured notifiers (``alerts``) are called after that.
+    """
+    notifiers = failure_notifiers(alerts or AlertsConfig())
     return {
         "owner": defaults.owner,
         "retries": defaults.retries,
@@ -64,6 +69,6 @@ def default_args(defaults: TaskDefaults) -> dict[str, Any]:
         "max_retry_delay": defaults.max_retry_delay,
         "execution_timeout": defaults.execution_timeout,
         "depends_on_past": False,
-        "on_failure_callback": log_task_failure,
+        "on_failure_callback": [log_task_failure, *notifiers],
         "on_retry_callback": log_task_retry,
     }

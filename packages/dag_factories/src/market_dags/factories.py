@@ -12,10 +12,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, BaseOperator, chain, task
+from airflow.sdk import DAG, BaseOperator, Param, chain, task
 
 from market_common.logging import get_logger
 from market_dags import steps
+from market_dags.alerts import deadline_alert, failure_notifiers
 from market_dags.config import (
     BatchPipelineConfig,
     DbtPipelineConfig,
@@ -29,8 +30,10 @@ from market_dags.runners import build_step_operator
 log = get_logger(__name__)
 
 
-def _dag(config: PipelineConfig, doc_md: str) -> DAG:
+def _dag(config: PipelineConfig, doc_md: str, params: dict[str, Param] | None = None) -> DAG:
     d = config.deployment
+    alert = deadline_alert(d.alerts)
+    deadline: dict[str, Any] = {"deadline": alert} if alert is not None else {}
     runner_line = (
         f"\n\n**Runner:** `{d.runner.kind.value}` · **symbols:** {', '.join(d.symbols)} · "
         f"**source:** `{d.source}` · **retries:** {d.task_defaults.retries}"
@@ -42,10 +45,12 @@ def _dag(config: PipelineConfig, doc_md: str) -> DAG:
         catchup=False,
         max_active_runs=1,
         dagrun_timeout=config.dagrun_timeout,
-        default_args=default_args(d.task_defaults),
+        default_args=default_args(d.task_defaults, d.alerts),
         tags=list(config.tags),
         doc_md=doc_md.strip() + runner_line,
-        on_failure_callback=log_dag_failure,
+        on_failure_callback=[log_dag_failure, *failure_notifiers(d.alerts)],
+        params=params or {},
+        **deadline,
     )
 
 
@@ -72,7 +77,13 @@ Each run covers the `lookback_days` days ending at its logical date; re-runs are
 def build_batch_pipeline_dag(config: BatchPipelineConfig | None = None) -> DAG:
     """``stock_market_batch_pipeline``: daily ingest → Spark → Snowflake, then dbt."""
     config = config or BatchPipelineConfig()
-    with _dag(config, BATCH_DOC) as dag:
+    lookback = Param(
+        config.lookback_days,
+        type="integer",
+        minimum=1,
+        description="Days of bars fetched, ending at the logical date (widen to backfill).",
+    )
+    with _dag(config, BATCH_DOC, {steps.LOOKBACK_PARAM: lookback}) as dag:
         ops = _operators(config, steps.batch_steps(config))
         trigger = TriggerDagRunOperator(
             task_id=steps.TRIGGER_DBT,

@@ -19,9 +19,10 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 # StepFailedError: the step's command exited non-zero; its output is in the task log above.
-from market_common.runtime import StepFailedError, child_env
+from market_common.runtime import StepFailedError
 from market_dags.config import RunnerConfig, RunnerKind
 from market_dags.entrypoints import last_json_object, run_entry_point, subprocess_argv
+from market_dags.stepenv import step_subprocess_env
 from market_dags.steps import Step
 
 
@@ -77,7 +78,7 @@ class StepOperator(BaseOperator):
         # Own session so on_kill can stop the step and every process it started (Spark's JVM).
         self._proc = subprocess.Popen(
             argv,
-            env=child_env(self.env),
+            env=step_subprocess_env(self.env),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

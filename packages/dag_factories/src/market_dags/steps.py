@@ -24,6 +24,9 @@ LOAD = "market-load"
 DBT_RUNNER = "market-dbt"
 DBT = "dbt"
 
+# The batch DAG's param: trading days fetched per run (conf {"lookback_days": N} overrides).
+LOOKBACK_PARAM = "lookback_days"
+
 # Task ids shared by the factories, the summary task and the tests.
 FETCH_HISTORICAL = "fetch_and_produce_historical"
 CONSUME_BATCH = "consume_batch_to_raw"
@@ -87,8 +90,9 @@ def batch_steps(config: BatchPipelineConfig) -> list[Step]:
     d = config.deployment
     # The run covers `lookback_days` days ending at its logical date: a retry within the run
     # sends nothing again (idempotency key); a new run for the date re-fetches the same
-    # window, and Spark's dedup and the loaders' MERGE keep the result the same.
-    start = f"{{{{ macros.ds_add(ds, -{config.lookback_days}) }}}}"
+    # window, and Spark's dedup and the loaders' MERGE keep the result the same. The DAG's
+    # `lookback_days` param defaults to the config; a triggered run may widen it (backfill).
+    start = f"{{{{ macros.ds_add(ds, -params.{LOOKBACK_PARAM}) }}}}"
     return [
         Step(
             FETCH_HISTORICAL,

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from market_common.settings import MarketSettings
 
 app = typer.Typer(
-    help="Embedded local stack: Kafka (KRaft), MinIO and fakesnow on 127.0.0.1.",
+    help="Embedded local stack: Kafka (KRaft), MinIO and fakesnow on 127.0.0.1 "
+    "(Airflow on PostgreSQL with `up --with airflow`).",
     no_args_is_help=True,
 )
 console = Console()
@@ -35,6 +36,14 @@ console = Console()
 OnlyOption = Annotated[
     Optional[str],  # noqa: UP007 - typer needs Optional on 3.11
     typer.Option("--only", help="Comma-separated subset: kafka,minio,snowflake."),
+]
+WithOption = Annotated[
+    Optional[str],  # noqa: UP007 - typer needs Optional on 3.11
+    typer.Option(
+        "--with",
+        help="Opt-in group(s) to start as well: airflow (PostgreSQL + Airflow api-server, "
+        "scheduler, dag-processor, triggerer; UI on stack.airflow_port, default 8080).",
+    ),
 ]
 
 
@@ -80,13 +89,13 @@ def _table(info: object) -> Table:
 
 
 @app.command()
-def up(only: OnlyOption = None) -> None:
+def up(only: OnlyOption = None, with_: WithOption = None) -> None:
     """Start (or reuse) the services and wait until they are healthy."""
     from market_localstack import stack
 
     started = time.monotonic()
     try:
-        info = stack.ensure_up(_settings(), only=only, console=console)
+        info = stack.ensure_up(_settings(), only=only, with_=with_, console=console)
     except LocalStackError as exc:
         raise _fail(exc) from exc
     console.print(_table(info))
@@ -127,18 +136,26 @@ def status(only: OnlyOption = None) -> None:
 def logs(
     service: Annotated[
         Optional[str],  # noqa: UP007
-        typer.Argument(help="kafka, minio or snowflake; all if omitted."),
+        typer.Argument(
+            help="kafka, minio, snowflake, postgres, airflow-<process> or the group airflow; "
+            "the core services and every started opt-in one if omitted."
+        ),
     ] = None,
     lines: Annotated[int, typer.Option("-n", "--lines", help="Lines per log.")] = 50,
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing.")] = False,
 ) -> None:
     """Print the tail of the service logs in <state_dir>/logs/."""
     from market_localstack.service import tail
-    from market_localstack.stack import make_service, normalise_services
+    from market_localstack.stack import (
+        SERVICE_NAMES,
+        make_service,
+        normalise_services,
+        started_optional,
+    )
 
     settings = _settings()
     try:
-        names = normalise_services(service)
+        names = normalise_services(service, default=SERVICE_NAMES + started_optional(settings))
     except LocalStackError as exc:
         raise _fail(exc) from exc
     paths: list[Path] = [make_service(n, settings).log_path for n in names]

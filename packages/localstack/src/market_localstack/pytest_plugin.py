@@ -67,6 +67,8 @@ def private_stack_settings(state_dir: Path) -> MarketSettings:
             minio_port=free_port(),
             minio_console_port=free_port(),
             fakesnow_port=free_port(),
+            postgres_port=free_port(),
+            airflow_port=free_port(),
         )
     )
 
@@ -86,7 +88,8 @@ class PrivateStack:
         self.started: set[str] = set()
 
     def up(self, only: str) -> StackInfo:
-        """Start (or reuse) ``only`` (comma-separated names) and wait until healthy."""
+        """Start (or reuse) ``only`` (comma-separated names or groups such as ``airflow``)
+        and wait until healthy."""
         from market_localstack import stack
 
         names = stack.normalise_services(only)

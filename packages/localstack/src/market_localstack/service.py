@@ -93,6 +93,9 @@ class Service(ABC):
     def environment(self) -> dict[str, str]:
         return dict(os.environ)
 
+    def request_stop(self) -> None:  # noqa: B027 - optional hook
+        """Ask the service to shut down its own way (before SIGTERM, which follows anyway)."""
+
     def after_healthy(self) -> None:  # noqa: B027 - optional hook
         """Provision things clients expect (buckets, …); runs on every `up`."""
 
@@ -179,6 +182,7 @@ class Service(ABC):
             self.pid_file.remove()
             return False
         self._say(f"stopping [bold]{self.name}[/] (pid {record.pid})")
+        self.request_stop()
         terminate(record, timeout_s=self.stop_timeout_s)
         self.pid_file.remove()
         return True

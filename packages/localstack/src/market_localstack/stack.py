@@ -24,21 +24,57 @@ if TYPE_CHECKING:
     from market_localstack.service import Service, ServiceStatus
 
 SERVICE_NAMES: tuple[str, ...] = ("kafka", "minio", "snowflake")
+# Opt-in groups (`up --with airflow`), in start order; `down` and `logs` cover them too.
+OPTIONAL_GROUPS: dict[str, tuple[str, ...]] = {
+    "airflow": (
+        "postgres",
+        "airflow-api-server",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+    ),
+}
+OPTIONAL_NAMES: tuple[str, ...] = tuple(n for g in OPTIONAL_GROUPS.values() for n in g)
+ALL_NAMES: tuple[str, ...] = SERVICE_NAMES + OPTIONAL_NAMES
 ALIASES = {"fakesnow": "snowflake", "s3": "minio"}
 
 
-def normalise_services(only: Iterable[str] | str | None) -> list[str]:
-    """``"kafka,minio"`` / ``["snowflake"]`` / None → names in start order."""
-    if only is None:
-        return list(SERVICE_NAMES)
-    items = only.split(",") if isinstance(only, str) else list(only)
-    wanted = {ALIASES.get(i.strip().lower(), i.strip().lower()) for i in items if i.strip()}
-    unknown = wanted - set(SERVICE_NAMES)
+def _split(items: Iterable[str] | str) -> list[str]:
+    values = items.split(",") if isinstance(items, str) else list(items)
+    return [ALIASES.get(i.strip().lower(), i.strip().lower()) for i in values if i.strip()]
+
+
+def normalise_services(
+    only: Iterable[str] | str | None,
+    *,
+    with_: Iterable[str] | str | None = None,
+    default: tuple[str, ...] = SERVICE_NAMES,
+) -> list[str]:
+    """``"kafka,minio"`` / ``["snowflake"]`` / None (``default``) plus ``with_`` groups →
+    names in start order. A group name (``airflow``) in ``only`` means all of its services."""
+    groups = _split(with_) if with_ is not None else []
+    unknown_groups = set(groups) - set(OPTIONAL_GROUPS)
+    if unknown_groups:
+        raise UnknownServiceError(
+            f"unknown --with group(s) {sorted(unknown_groups)}; choose from "
+            f"{', '.join(OPTIONAL_GROUPS)}"
+        )
+    wanted = set(default) if only is None else set()
+    for name in [*(_split(only) if only is not None else []), *groups]:
+        wanted.update(OPTIONAL_GROUPS.get(name, (name,)))
+    unknown = wanted - set(ALL_NAMES)
     if unknown:
         raise UnknownServiceError(
-            f"unknown service(s) {sorted(unknown)}; choose from {', '.join(SERVICE_NAMES)}"
+            f"unknown service(s) {sorted(unknown)}; choose from {', '.join(ALL_NAMES)} or "
+            f"the group(s) {', '.join(OPTIONAL_GROUPS)}"
         )
-    return [n for n in SERVICE_NAMES if n in wanted]
+    return [n for n in ALL_NAMES if n in wanted]
+
+
+def started_optional(settings: MarketSettings) -> tuple[str, ...]:
+    """Opt-in services that have a pid file: `status` reports them (healthy or not)."""
+    pids = Path(settings.stack.state_dir) / "pids"
+    return tuple(n for n in OPTIONAL_NAMES if (pids / f"{n}.pid").is_file())
 
 
 def make_service(name: str, settings: MarketSettings, console: Console | None = None) -> Service:
@@ -54,7 +90,15 @@ def make_service(name: str, settings: MarketSettings, console: Console | None = 
         from market_localstack.snowflake import FakesnowService
 
         return FakesnowService(settings, console)
-    raise UnknownServiceError(f"unknown service {name!r}; choose from {', '.join(SERVICE_NAMES)}")
+    if name == "postgres":
+        from market_localstack.postgres import PostgresService
+
+        return PostgresService(settings, console)
+    if name in OPTIONAL_NAMES:
+        from market_localstack.airflow import AIRFLOW_SERVICES
+
+        return AIRFLOW_SERVICES[name](settings, console)
+    raise UnknownServiceError(f"unknown service {name!r}; choose from {', '.join(ALL_NAMES)}")
 
 
 @dataclass(frozen=True)
@@ -79,6 +123,11 @@ class StackInfo:
     @property
     def snowflake_url(self) -> str:
         return f"http://{self.settings.stack.host}:{self.settings.stack.fakesnow_port}"
+
+    @property
+    def airflow_url(self) -> str:
+        """The Airflow UI / REST API (only running after ``up --with airflow``)."""
+        return f"http://{self.settings.stack.host}:{self.settings.stack.airflow_port}"
 
     @property
     def healthy(self) -> bool:
@@ -130,14 +179,18 @@ def ensure_up(
     settings: MarketSettings | None = None,
     *,
     only: Iterable[str] | str | None = None,
+    with_: Iterable[str] | str | None = None,
     console: Console | None = None,
 ) -> StackInfo:
-    """Start whatever is not running (reusing what is), wait until healthy."""
+    """Start whatever is not running (reusing what is), wait until healthy.
+
+    ``with_`` adds opt-in groups (``"airflow"``: PostgreSQL + Airflow's four processes).
+    """
     settings = stack_settings(_default_settings(settings))
     Path(settings.stack.state_dir).mkdir(parents=True, exist_ok=True)
     statuses: dict[str, ServiceStatus] = {}
     with file_lock(_lock_path(settings)):
-        for name in normalise_services(only):
+        for name in normalise_services(only, with_=with_):
             statuses[name] = make_service(name, settings, console).start()
     return StackInfo(settings, statuses)
 
@@ -148,11 +201,14 @@ def down(
     only: Iterable[str] | str | None = None,
     console: Console | None = None,
 ) -> dict[str, bool]:
-    """Stop the services our pid files name (reverse start order); name → was running."""
+    """Stop the services our pid files name (reverse start order); name → was running.
+
+    Without ``only`` every service is covered, the opt-in ones (Airflow, PostgreSQL) too.
+    """
     settings = _default_settings(settings)
     stopped: dict[str, bool] = {}
     with file_lock(_lock_path(settings)):
-        for name in reversed(normalise_services(only)):
+        for name in reversed(normalise_services(only, default=ALL_NAMES)):
             stopped[name] = make_service(name, settings, console).stop()
     return stopped
 
@@ -160,9 +216,10 @@ def down(
 def status(
     settings: MarketSettings | None = None, *, only: Iterable[str] | str | None = None
 ) -> StackInfo:
-    """Probe each service without starting anything."""
+    """Probe each service without starting anything (opt-in ones once they were started)."""
     settings = _default_settings(settings)
     if (Path(settings.stack.state_dir) / "stack.env").is_file():
         settings = stack_settings(settings)
-    statuses = {n: make_service(n, settings).status() for n in normalise_services(only)}
+    names = normalise_services(only, default=SERVICE_NAMES + started_optional(settings))
+    statuses = {n: make_service(n, settings).status() for n in names}
     return StackInfo(settings, statuses)
