@@ -31,7 +31,7 @@ def wait_policy(
     first: float = DEFAULT_FIRST_S, cap: float = DEFAULT_CAP_S
 ) -> tenacity.wait.wait_base:
     """The policy's wait: exponential from ``first`` doubling to ``cap``, jitter ``U(0, first)``."""
-    return tenacity.wait_exponential_jitter(initial=first, max=cap, exp_base=2, jitter=first)
+    return tenacity.wait_exponential_jitter(multiplier=first, max=cap, exp_base=2, jitter=first)
 
 
 def retry(
