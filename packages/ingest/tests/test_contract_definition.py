@@ -21,9 +21,9 @@ def test_readme_reason_table_is_generated_from_the_definition() -> None:
     text = README.read_text(encoding="utf-8")
     start = text.index("-->\n", text.index("<!-- reason-codes:start")) + 4
     table = text[start : text.index("<!-- reason-codes:end -->")].strip()
-    assert table == contract_spec.reason_table_markdown(), (
-        "README reason table out of step: paste `python -m market_common.contract_spec`"
-    )
+    assert (
+        table == contract_spec.reason_table_markdown()
+    ), "README reason table out of step: paste `python -m market_common.contract_spec`"
 
 
 def test_every_engine_uses_the_definitions_fields_and_codes() -> None:
