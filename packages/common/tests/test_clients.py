@@ -60,7 +60,7 @@ def test_unreachable_warehouse_retries_then_fails_clearly() -> None:
     sf = SnowflakeSettings(port=9, connect_retries=3, login_timeout_s=3)
     with pytest.raises(SnowflakeUnavailableError, match=r"127\.0\.0\.1:9 after 3 attempts"):
         snowflake_connection(sf, sleep=sleeps.append)
-    assert sleeps == [0.5, 1.0]
+    _assert_policy_delays(sleeps, 2)
 
 
 def test_retry_backs_off_and_reraises() -> None:
@@ -74,10 +74,17 @@ def test_retry_backs_off_and_reraises() -> None:
         return "ok"
 
     assert retry(flaky, attempts=5, sleep=sleeps.append) == "ok"
-    assert sleeps == [0.5, 1.0]
+    _assert_policy_delays(sleeps, 2)
 
     def broken() -> None:
         raise ConnectionError("still down")
 
     with pytest.raises(ConnectionError, match="still down"):
         retry(broken, attempts=3, sleep=sleeps.append)
+
+
+def _assert_policy_delays(sleeps: list[float], n: int, first: float = 0.5) -> None:
+    """The retry policy's delays: ``first * 2**i`` plus a jitter of at most ``first``."""
+    assert len(sleeps) == n, sleeps
+    for i, delay in enumerate(sleeps):
+        assert first * 2**i <= delay <= first * 2**i + first, (i, sleeps)

@@ -316,14 +316,15 @@ def test_bad_input_matrix_same_codes_in_contract_and_fast_path(kind: str, now: d
     if kind == "tick":
         start = datetime(2024, 6, 3, 14, 0, tzinfo=UTC)
         cases = tick_matrix("MSFT", start, now=now)
-        valid = [tick_record(UNIVERSE[i % 3], start + timedelta(seconds=i)) for i in range(120)]
+        valid = [tick_record(UNIVERSE[i % 3], start + timedelta(seconds=i)) for i in range(300)]
     else:
         cases = bar_matrix("AAPL", date(2024, 5, 31), now=now)
         valid = [
-            bar_record(UNIVERSE[i % 3], date(2024, 1, 2) + timedelta(days=i)) for i in range(120)
+            bar_record(UNIVERSE[i % 3], date(2023, 1, 2) + timedelta(days=i)) for i in range(300)
         ]
     values = [json.dumps(v).encode() for v in valid]
     planted: dict[int, str] = {}
+    assert len(cases) * 5 < len(valid), "every case lands between valid values"
     for j, case in enumerate(cases):  # one bad value every few good ones
         values.insert(j * 5 + 3, case.payload)
         planted[j * 5 + 3] = case.reason

@@ -49,27 +49,30 @@ def spark(spark_settings: MarketSettings) -> Iterator[SparkSession]:
 
 def plant_bad_bars(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Append corrupted copies of valid bars and re-deliveries; return planted reasons."""
-    base = raw.iloc[:12].copy()
+    base = raw.iloc[:20].copy()
     planted: list[tuple[str, dict[str, object]]] = [
-        ("null_key", {"symbol": None}),
-        ("null_key", {"trade_date": None}),
+        ("missing_field", {"symbol": None}),
+        ("missing_field", {"trade_date": None}),
         ("invalid_symbol", {"symbol": "bad sym"}),
-        ("null_value", {"close": np.nan}),
+        ("missing_field", {"close": np.nan}),
         ("unsupported_schema_version", {"schema_version": 2}),
-        ("non_finite_price", {"high": np.inf}),
+        ("non_finite", {"high": np.inf}),
         ("non_positive_price", {"low": 0.0}),
         ("non_positive_price", {"open": -1.0, "low": -1.0}),
         ("high_below_low", {"high": 1.0, "low": 2.0, "open": 1.5, "close": 1.5}),
-        ("open_close_outside_range", {"open": 10_000.0}),
+        ("price_outside_range", {"open": 10_000.0}),
         ("negative_volume", {"volume": -5}),
-        ("future_trade_date", {"trade_date": date(2030, 1, 2)}),
+        ("out_of_bounds", {"volume": 2**63 - 1}),
+        ("out_of_bounds", {"close": 1e308, "high": 1e308}),
+        ("future_timestamp", {"trade_date": date(2030, 1, 2)}),
     ]
     bad = []
     for i, (_, changes) in enumerate(planted):
         row = base.iloc[i].to_dict() | changes
         row["kafka_offset"] = 10_000_000 + i
         bad.append(row)
-    # Re-deliveries: a later ingested_at wins; on equal ingested_at the higher offset wins.
+    # Re-deliveries: the higher offset (the later publication) wins; on the same offset (a
+    # re-consumed record) the later ingested_at.
     later = raw.iloc[20:25].copy()
     later["close"] = later["low"]
     later["ingested_at"] = later["ingested_at"] + pd.Timedelta(hours=1)
@@ -79,7 +82,16 @@ def plant_bad_bars(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     stale = raw.iloc[40:42].copy()
     stale["close"] = stale["open"]
     stale["ingested_at"] = stale["ingested_at"] - pd.Timedelta(days=1)
-    out = pd.concat([raw, pd.DataFrame(bad), later, tie, stale], ignore_index=True)
+    # A correction (higher offset) published before a group reset re-consumed the original
+    # (same offset, newer ingested_at): the correction must still win.
+    corrected = raw.iloc[50:53].copy()
+    corrected["close"] = corrected["open"]
+    corrected["kafka_offset"] = corrected["kafka_offset"] + 30_000_000
+    reconsumed = raw.iloc[50:53].copy()
+    reconsumed["ingested_at"] = reconsumed["ingested_at"] + pd.Timedelta(days=2)
+    out = pd.concat(
+        [raw, pd.DataFrame(bad), later, tie, stale, corrected, reconsumed], ignore_index=True
+    )
     counts: dict[str, int] = {}
     for reason, _ in planted:
         counts[reason] = counts.get(reason, 0) + 1
@@ -90,30 +102,35 @@ def reference_historical(raw: pd.DataFrame, *, today: date) -> tuple[pd.DataFram
     """(processed rows, quarantine counts by reason) computed with pandas."""
     df = raw.copy()
     prices = df[["open", "high", "low", "close"]]
+    # Written independently of market_common.contract_spec, in the contract's order.
+    required = ["schema_version", "symbol", "trade_date", *prices.columns, "volume", "source"]
     checks = [
-        ("null_key", df["symbol"].isna() | df["trade_date"].isna()),
-        ("invalid_symbol", ~df["symbol"].map(is_valid_symbol)),
-        ("null_value", prices.isna().any(axis=1) | df["volume"].isna()),
-        ("unsupported_schema_version", df["schema_version"] != 1),
-        ("non_finite_price", ~np.isfinite(prices.astype(float)).all(axis=1)),
+        ("unsupported_schema_version", df["schema_version"].notna() & (df["schema_version"] != 1)),
+        ("missing_field", df[required].isna().any(axis=1)),
+        ("invalid_symbol", ~df["symbol"].map(lambda s: isinstance(s, str) and is_valid_symbol(s))),
+        ("non_finite", ~np.isfinite(prices.astype(float)).all(axis=1)),
         ("non_positive_price", (prices <= 0).any(axis=1)),
+        ("negative_volume", df["volume"] < 0),
+        (
+            "out_of_bounds",
+            ((prices < 1e-4) | (prices > 1e7)).any(axis=1) | (df["volume"] > 10**12),
+        ),
         ("high_below_low", df["high"] < df["low"]),
         (
-            "open_close_outside_range",
+            "price_outside_range",
             (df["open"] < df["low"])
             | (df["open"] > df["high"])
             | (df["close"] < df["low"])
             | (df["close"] > df["high"]),
         ),
-        ("negative_volume", df["volume"] < 0),
-        ("future_trade_date", df["trade_date"].map(lambda d: d is not None and d > today)),
+        ("future_timestamp", df["trade_date"].map(lambda d: d is not None and d > today)),
     ]
     reason = pd.Series([None] * len(df), index=df.index, dtype=object)
     for name, mask in reversed(checks):
         reason = reason.mask(mask.fillna(False).astype(bool), name)
     valid = df[reason.isna()]
     latest = (
-        valid.sort_values(["ingested_at", "kafka_offset", "kafka_partition"])
+        valid.sort_values(["kafka_offset", "kafka_partition", "ingested_at"])
         .groupby(["symbol", "trade_date"], as_index=False)
         .tail(1)
     )

@@ -2,7 +2,10 @@
 
 One list for every layer that judges wire input (the contract, the ingest fast path, the
 Spark streaming validation, the end-to-end test), so they are all held to the same cases
-and cannot drift apart. Each case spoils one thing of an otherwise valid record.
+and cannot drift apart. Most cases spoil one thing of an otherwise valid record; the
+``combo_*`` cases spoil several at once and expect the code that ranks first in
+:data:`market_common.contract_spec.REASONS`; ``finding_*`` cases replay the inputs of
+issue #12 (a lone ``null``, concatenated objects, sums that overflow).
 """
 
 from __future__ import annotations
@@ -90,6 +93,26 @@ def _common(good: dict[str, Any], price_field: str, max_bytes: int) -> list[BadI
         ("oversized", _json({**good, "source": "x" * pad}), "oversized"),
         ("schema_version_2", _json({**good, "schema_version": SCHEMA_VERSION + 1}),
          "unsupported_schema_version"),
+        ("finding_json_null", b"null", "malformed_json"),
+        ("finding_concatenated_objects", text + text, "malformed_json"),
+        ("finding_volume_int64_max", _json({**good, "volume": 2**63 - 1}), "out_of_bounds"),
+        ("finding_price_1e308", _json({**good, price_field: 1e308}), "out_of_bounds"),
+        ("volume_beyond_int64", _json({**good, "volume": 2**64}), "wrong_type"),
+        ("byte_order_mark", b"\xef\xbb\xbf" + text, "malformed_json"),
+        ("leading_whitespace_array", b" [" + text + b"]", "malformed_json"),
+        ("combo_version_2_and_missing_price",
+         _json({**without(price_field), "schema_version": SCHEMA_VERSION + 1}),
+         "unsupported_schema_version"),
+        ("combo_missing_price_and_unknown_field",
+         _json({**without(price_field), "exchange": "XNAS"}), "missing_field"),
+        ("combo_wrong_type_and_invalid_symbol",
+         _json({**good, "volume": "7", "symbol": "bad sym"}), "wrong_type"),
+        ("combo_invalid_symbol_and_nan_price",
+         _json({**good, "symbol": "bad sym", price_field: float("nan")}), "invalid_symbol"),
+        ("combo_negative_volume_and_zero_price",
+         _json({**good, "volume": -3, price_field: 0.0}), "non_positive_price"),
+        ("combo_out_of_bounds_and_unknown_symbol",
+         _json({**good, "symbol": "ZZZZ", "volume": 10**13}), "unknown_symbol"),
     ]  # fmt: skip
     return [BadInput(name, payload, reason) for name, payload, reason in cases]
 
@@ -124,5 +147,9 @@ def bar_matrix(
         ("date_impossible", _json({**good, "trade_date": "2024-02-30"}), "invalid_timestamp"),
         ("date_as_timestamp", _json({**good, "trade_date": f"{day}T00:00:00"}), "invalid_timestamp"),
         ("future_date", _json({**good, "trade_date": future}), "future_timestamp"),
+        ("combo_high_below_low_and_future",
+         _json({**good, "high": good["low"] - 0.5, "trade_date": future}), "high_below_low"),
+        ("combo_huge_volume_and_close_above_high",
+         _json({**good, "volume": 10**13, "close": good["high"] + 1}), "out_of_bounds"),
     ]  # fmt: skip
     return _common(good, "close", max_bytes) + [BadInput(n, p, r) for n, p, r in extra]

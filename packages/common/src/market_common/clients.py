@@ -10,9 +10,10 @@ import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from market_common.logging import get_logger
+from market_common.retry import retry
 from market_common.settings import KafkaSettings, MarketSettings, S3Settings, SnowflakeSettings
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
 
 log = get_logger(__name__)
-T = TypeVar("T")
 
 
 class SnowflakeAuthError(RuntimeError):
@@ -210,31 +210,28 @@ def snowflake_connection(
 
     sf = _snowflake(settings)
     kwargs = snowflake_connect_kwargs(sf, database=database, schema=schema) | connect_overrides
-    delay = 0.5
-    last: Exception | None = None
-    for attempt in range(1, sf.connect_retries + 1):
-        try:
-            return snowflake.connector.connect(**kwargs)
-        except (errors.ForbiddenError, errors.ProgrammingError) as exc:
-            if _is_auth_error(exc):
-                raise SnowflakeAuthError(
-                    f"Snowflake rejected user {sf.user!r} on account {sf.account!r}: {exc.msg}. "
-                    "Check MARKET_SNOWFLAKE__USER / __PASSWORD (or __PRIVATE_KEY_PATH) and the role's grants."
-                ) from exc
-            raise
-        except (errors.OperationalError, errors.DatabaseError, OSError) as exc:
-            last = exc
-            log.warning(
-                "snowflake connect failed, retrying",
-                extra={"attempt": attempt, "of": sf.connect_retries, "error": str(exc)[:200]},
-            )
-            if attempt < sf.connect_retries:
-                sleep(delay)
-                delay = min(delay * 2, 10)
-    where = f"{sf.host}:{sf.port}" if sf.host else f"account {sf.account}"
-    raise SnowflakeUnavailableError(
-        f"could not connect to Snowflake at {where} after {sf.connect_retries} attempts: {last}"
-    )
+    rejected = (errors.ForbiddenError, errors.ProgrammingError)
+    try:
+        return retry(
+            lambda: snowflake.connector.connect(**kwargs),
+            attempts=sf.connect_retries,
+            retry_on=(errors.OperationalError, errors.DatabaseError, OSError),
+            give_up_on=rejected,
+            sleep=sleep,
+            what="snowflake connect",
+        )
+    except rejected as exc:
+        if _is_auth_error(exc):
+            raise SnowflakeAuthError(
+                f"Snowflake rejected user {sf.user!r} on account {sf.account!r}: {exc.msg}. "
+                "Check MARKET_SNOWFLAKE__USER / __PASSWORD (or __PRIVATE_KEY_PATH) and the role's grants."
+            ) from exc
+        raise
+    except (errors.OperationalError, errors.DatabaseError, OSError) as exc:
+        where = f"{sf.host}:{sf.port}" if sf.host else f"account {sf.account}"
+        raise SnowflakeUnavailableError(
+            f"could not connect to Snowflake at {where} after {sf.connect_retries} attempts: {exc}"
+        ) from exc
 
 
 def _is_auth_error(exc: Exception) -> bool:
@@ -243,29 +240,3 @@ def _is_auth_error(exc: Exception) -> bool:
     from snowflake.connector.errors import ForbiddenError
 
     return errno in {390100, 390144, 390189, 390101, 250001} or isinstance(exc, ForbiddenError)
-
-
-def retry(
-    fn: Callable[[], T],
-    *,
-    attempts: int = 5,
-    base_delay: float = 0.5,
-    max_delay: float = 10.0,
-    retry_on: tuple[type[BaseException], ...] = (Exception,),
-    sleep: Callable[[float], None] = time.sleep,
-    what: str = "operation",
-) -> T:
-    """Call ``fn`` with exponential backoff; re-raise the last error when attempts run out."""
-    delay = base_delay
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except retry_on as exc:
-            if attempt == attempts:
-                raise
-            log.warning(
-                f"{what} failed, retrying", extra={"attempt": attempt, "error": str(exc)[:200]}
-            )
-            sleep(delay)
-            delay = min(delay * 2, max_delay)
-    raise AssertionError("unreachable")

@@ -3,12 +3,13 @@
 Every record on the wire is one JSON object carrying ``schema_version``. Wire input is
 judged strictly by :func:`validate_payload`: no type coercion (``"190.5"`` or ``true`` is
 not a number, ``10.0`` is not an integer), every field required (JSON ``null`` counts as
-absent), no unknown fields, finite positive prices, timestamps at most ``future_skew``
-ahead of the clock, symbols matching the ticker pattern (and in the universe when one is
-configured), at most ``max_message_bytes`` bytes. A rejection carries one stable code from
-:data:`REASONS` (the first failing one in that order) plus a human-readable detail; the
-Spark streaming job (:mod:`market_spark.steps.tick_quality`) reports the same codes in the
-same order. Constructing a model in code (``Tick(symbol=..., ...)``) stays convenient:
+absent), no unknown fields, at most ``max_message_bytes`` bytes; pydantic judges that
+*shape*. The *values* (schema version, symbol syntax and universe, finite prices within
+bounds, volume bounds, OHLC consistency, timestamps at most ``future_skew`` ahead) are
+judged by the rules of :mod:`market_common.contract_spec`, the one definition every engine
+uses. A rejection carries one stable code from :data:`REASONS` (the first failing one in
+that order) plus a human-readable detail; the vectorised ingest path and the Spark jobs
+report the same codes in the same order. Constructing a model in code (``Tick(symbol=..., ...)``) stays convenient:
 ``schema_version`` and ``source`` have defaults there, never on the wire.
 """
 
@@ -32,41 +33,30 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError  # pants: no-infer-dep (ships with pydantic)
 
-from market_common.identifiers import is_valid_symbol
+from market_common import contract_spec
 
 if TYPE_CHECKING:
     from market_common.settings import MarketSettings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = contract_spec.SCHEMA_VERSION
 DEFAULT_FUTURE_SKEW = timedelta(minutes=5)
 FUTURE_TOLERANCE = DEFAULT_FUTURE_SKEW  # the default skew, under its historical name
 # Our records are ~150-190 bytes; the limit only stops garbage from reaching the lake.
 DEFAULT_MAX_MESSAGE_BYTES = 2048
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Bounds that keep downstream aggregates finite and within 64 bits (see contract_spec).
+PRICE_MIN, PRICE_MAX, VOLUME_MAX = (
+    contract_spec.PRICE_MIN,
+    contract_spec.PRICE_MAX,
+    contract_spec.VOLUME_MAX,
+)
 RecordKind = Literal["daily_bar", "tick", "window_metric"]
 
-# Stable reason codes, in precedence order: a record failing several rules is reported
-# under the first. Message-level problems first, then the shape, then the values.
-REASONS: dict[str, str] = {
-    "oversized": "the message is larger than contracts.max_message_bytes",
-    "malformed_json": "not one UTF-8 JSON object (truncated, empty, an array, duplicate keys)",
-    "unsupported_schema_version": f"schema_version is an integer other than {SCHEMA_VERSION}",
-    "missing_field": "a required field is absent or null",
-    "unknown_field": "a field the contract does not define",
-    "wrong_type": 'a field has the wrong JSON type ("190.5" or true for a number, 10.0 for an integer)',
-    "invalid_timestamp": "ts / trade_date is not an ISO-8601 timestamp / date that exists",
-    "invalid_symbol": "symbol does not match the ticker pattern (e.g. AAPL, BRK.B)",
-    "unknown_symbol": "symbol is well formed but not in the configured universe",
-    "non_finite": "NaN or +-Infinity in a number field",
-    "non_positive_price": "a price is zero or negative",
-    "negative_volume": "volume is negative",
-    "high_below_low": "high is below low",
-    "price_outside_range": "open or close is outside [low, high]",
-    "future_timestamp": "ts / trade_date is later than now + contracts.max_future_skew_s",
-    "invalid_window": "window_end is not after window_start (window metrics only)",
-}
-REASON_CODES: tuple[str, ...] = tuple(REASONS)
-_RANK = {code: i for i, code in enumerate(REASON_CODES)}
+# Stable reason codes, in precedence order (a record failing several rules is reported
+# under the first), as written once in market_common.contract_spec.
+REASONS: dict[str, str] = {r.code: r.meaning for r in contract_spec.REASONS}
+REASON_CODES: tuple[str, ...] = contract_spec.REASON_CODES
+_RANK = contract_spec.RANK
 
 # Wire forms of time fields ([0-9], not \d: Python's \d also matches non-ASCII digits).
 # Years 1700-2199 only: every layer (pandas' ns timestamps, Spark) can hold them.
@@ -108,14 +98,14 @@ def _context(info: ValidationInfo) -> dict[str, Any]:
     return info.context or {}
 
 
-def _context_now(info: ValidationInfo) -> datetime:
-    now = _context(info).get("now")
-    return now if isinstance(now, datetime) else datetime.now(UTC)
-
-
-def _context_skew(info: ValidationInfo) -> timedelta:
-    skew = _context(info).get("future_skew")
-    return skew if isinstance(skew, timedelta) else DEFAULT_FUTURE_SKEW
+def _spec_context(info: ValidationInfo) -> contract_spec.Context:
+    ctx = _context(info)
+    now, skew = ctx.get("now"), ctx.get("future_skew")
+    return contract_spec.Context(
+        now=now if isinstance(now, datetime) else datetime.now(UTC),
+        future_skew=skew if isinstance(skew, timedelta) else DEFAULT_FUTURE_SKEW,
+        universe=ctx.get("universe"),
+    )
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -134,7 +124,7 @@ def _check_int(value: Any, name: str) -> Any:
 
 
 class _Record(BaseModel):
-    """Base: unknown fields rejected, numbers finite, JSON ``null`` treated as absent."""
+    """Base: unknown fields rejected, JSON ``null`` treated as absent."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     kind: ClassVar[RecordKind]
@@ -152,27 +142,17 @@ class _Record(BaseModel):
     @field_validator("schema_version", mode="before")
     @classmethod
     def _version(cls, value: Any) -> Any:
+        # Judged with the shape (its code ranks before missing_field), by the spec's rule.
         value = _check_int(value, "schema_version")
-        if isinstance(value, int) and not isinstance(value, bool) and value != SCHEMA_VERSION:
-            raise _error(
-                "unsupported_schema_version",
-                "unsupported schema_version {value} (expected {expected})",
-                value=value,
-                expected=SCHEMA_VERSION,
-            )
-        return value
-
-    @field_validator("symbol")
-    @classmethod
-    def _symbol(cls, value: str, info: ValidationInfo) -> str:
-        if not is_valid_symbol(value):
-            raise _error("invalid_symbol", "malformed symbol '{symbol}'", symbol=value)
-        universe = _context(info).get("universe")
-        if universe is not None and value not in universe:
-            raise _error(
-                "unknown_symbol", "unknown symbol {symbol} (not in the configured universe)",
-                symbol=value,
-            )  # fmt: skip
+        if isinstance(value, int) and not isinstance(value, bool):
+            version_rule = contract_spec.VALUE_RULES["tick"][0]
+            if contract_spec.scalar(version_rule.any_of[0], {"schema_version": value}, _NO_CTX):
+                raise _error(
+                    "unsupported_schema_version",
+                    "unsupported schema_version {value} (expected {expected})",
+                    value=value,
+                    expected=SCHEMA_VERSION,
+                )
         return value
 
     # Bars and ticks have a volume (window metrics do not: check_fields=False).
@@ -181,25 +161,37 @@ class _Record(BaseModel):
     def _volume_fits(cls, value: Any) -> Any:
         return _check_int(value, "volume")
 
-    @field_validator("volume", check_fields=False)
-    @classmethod
-    def _volume(cls, value: int) -> int:
-        return check_volume(value)
-
     def to_json(self) -> bytes:
         """Compact JSON bytes for Kafka values."""
         return self.model_dump_json().encode()
 
 
-class DailyBar(_Record):
+class _WireRecord(_Record):
+    """A wire record (bar or tick): its values are judged by the spec's value rules.
+
+    Non-finite numbers pass the shape so that the spec's ``non_finite`` rule, in its place
+    in the precedence, names them (as the vectorised and Spark engines do).
+    """
+
+    model_config = ConfigDict(allow_inf_nan=True)
+
+    @model_validator(mode="after")
+    def _values(self, info: ValidationInfo) -> _WireRecord:
+        failed = contract_spec.first_failing(self.kind, self.__dict__, _spec_context(info))
+        if failed is not None:
+            raise _error(failed[0], "{detail}", detail=failed[1])
+        return self
+
+
+class DailyBar(_WireRecord):
     """One symbol's OHLCV for one trading day (prices split-adjusted, see ingest docs)."""
 
     kind: ClassVar[RecordKind] = "daily_bar"
     trade_date: date
-    open: float = Field(gt=0)
-    high: float = Field(gt=0)
-    low: float = Field(gt=0)
-    close: float = Field(gt=0)
+    open: float
+    high: float
+    low: float
+    close: float
     volume: int
     source: str = "synthetic"
 
@@ -219,26 +211,13 @@ class DailyBar(_Record):
             raise _error("wrong_type", "trade_date must be a date, not a timestamp")
         return value
 
-    @field_validator("trade_date")
-    @classmethod
-    def _not_future(cls, value: date, info: ValidationInfo) -> date:
-        if value > (_context_now(info) + _context_skew(info)).date():
-            raise _error("future_timestamp", "trade_date {value} is in the future",
-                         value=str(value))  # fmt: skip
-        return value
 
-    @model_validator(mode="after")
-    def _ohlc(self) -> DailyBar:
-        check_ohlc(self.open, self.high, self.low, self.close)
-        return self
-
-
-class Tick(_Record):
+class Tick(_WireRecord):
     """One trade/quote observation for the realtime feed."""
 
     kind: ClassVar[RecordKind] = "tick"
     ts: datetime
-    price: float = Field(gt=0)
+    price: float
     volume: int
     source: str = "synthetic"
 
@@ -261,12 +240,8 @@ class Tick(_Record):
 
     @field_validator("ts")
     @classmethod
-    def _ts(cls, value: datetime, info: ValidationInfo) -> datetime:
-        value = _as_utc(value)
-        if value > _context_now(info) + _context_skew(info):
-            raise _error("future_timestamp", "timestamp {value} is in the future",
-                         value=value.isoformat())  # fmt: skip
-        return value
+    def _ts(cls, value: datetime) -> datetime:
+        return _as_utc(value)
 
 
 class WindowMetric(_Record):
@@ -293,6 +268,8 @@ class WindowMetric(_Record):
         return self
 
 
+_NO_CTX = contract_spec.Context(now=datetime.now(UTC), future_skew=DEFAULT_FUTURE_SKEW)
+
 RECORD_TYPES: dict[str, type[_Record]] = {
     "daily_bar": DailyBar,
     "tick": Tick,
@@ -303,13 +280,6 @@ WIRE_FIELDS: dict[str, tuple[str, ...]] = {
     kind: tuple(model.model_fields) for kind, model in RECORD_TYPES.items()
 }
 _OPTIONAL_ON_WIRE = {"ma_1h", "volatility_15m"}
-
-
-def check_volume(volume: int) -> int:
-    """Raise ``negative_volume`` unless ``volume >= 0``."""
-    if volume < 0:
-        raise _error("negative_volume", "volume {volume} is negative", volume=volume)
-    return volume
 
 
 def check_ohlc(open_: float, high: float, low: float, close: float) -> None:
@@ -392,7 +362,8 @@ def parse_json_object(payload: bytes | str) -> dict[str, Any]:
         # Decoding first rejects a UTF-8 BOM, which json.loads(bytes) would skip silently.
         text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
         data = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: nesting deeper than Python's stack (no record nests at all).
         raise InvalidRecordError("malformed_json", str(exc)[:200], payload) from None
     if not isinstance(data, dict):
         raise InvalidRecordError(

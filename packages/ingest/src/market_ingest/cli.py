@@ -299,3 +299,23 @@ def bench(
         settings, records=records, n_symbols=symbols, output=output, skip_java=skip_java
     )
     typer.echo(json.dumps(report, indent=2, default=str))
+
+
+@app.command("bench-fuzz")
+def bench_fuzz(
+    messages: Annotated[int, typer.Option(help="Kafka values to generate and judge.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Seed of the generator (runs are repeatable).")] = 12,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output path without suffix (default: <repo>/benchmarks/results/ingest_fuzz)."
+        ),
+    ] = None,
+) -> None:
+    """Fuzz the consumer's decoder against pydantic; exit 6 (QUALITY) on any disagreement."""
+    from market_ingest.bench import run_fuzz
+
+    report = run_fuzz(messages=messages, seed=seed, output=output)
+    typer.echo(json.dumps(report, indent=2, default=str))
+    if report["disagreements"]:
+        raise typer.Exit(int(ExitCode.QUALITY))

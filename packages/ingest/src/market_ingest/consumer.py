@@ -13,18 +13,26 @@ How:
   (``flush_seconds``) and on stop the *incomplete* window is written too, under the same
   keys ("provisional"): a later write of that window is a superset and replaces it.
 * Offsets are committed only after ``put_object`` returned for every object of the
-  window and the DLQ producer flushed, never before.
+  window and every dead letter below the offset was acknowledged by the DLQ. A dead letter
+  whose send failed is re-sent (retry policy of :mod:`market_common.retry`) and the commit
+  stops short of it until it is acknowledged, so a DLQ outage delays commits but never
+  loses a dead letter. The bookkeeping lives in :mod:`market_ingest.offsets`.
+* The window size is stored in the commit metadata; a partition keeps the size it was
+  committed with, so runs with different ``window_rows`` write the same keys.
 * On (re)assignment a partition is rewound from its committed offset ``c`` to the start
   of its window, ``floor(c / W) * W``, so a provisional window is re-read and rewritten
   whole. Malformed records below ``c`` were already dead-lettered and are not sent again.
-* Resetting the group to the beginning re-reads everything and rewrites the same keys:
-  the raw zone still holds each offset once (the DLQ may then get repeats, which carry
-  topic/partition/offset for de-duplication).
+* Resetting the group to the beginning re-reads everything and rewrites the same keys
+  (if ``window_rows`` is the one the objects were written with: a reset drops the commit
+  metadata): the raw zone still holds each offset once (the DLQ may then get repeats, which
+  carry topic/partition/offset for de-duplication).
+* Every value is judged on its own bytes (:func:`market_ingest.records.decode_values`):
+  whatever arrives ends as one raw row at its own offset or one dead letter, never a crash.
 
 Failures of the services around it do not end a long-running consumer:
 
 * Kafka unreachable (broker restart, coordinator moving): polls, commits and offset
-  look-ups that fail with a transient error are retried with exponential backoff; a commit
+  look-ups that fail with a transient error are retried with jittered exponential backoff; a commit
   that fails is simply retried by the next flush (what is in raw stays in raw, and a
   restart would rewrite the same keys).
 * Object store unreachable: ``put_object`` is retried a few times, then the consumer
@@ -48,13 +56,14 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
-import pyarrow as pa
 
-from market_common.clients import ensure_topics, kafka_consumer, kafka_producer, retry, s3_client
+from market_common.clients import ensure_topics, kafka_consumer, kafka_producer, s3_client
 from market_common.contracts import ContractPolicy
 from market_common.logging import get_logger
+from market_common.retry import Backoff, retry
 from market_common.settings import MarketSettings
-from market_ingest.errors import RawWriteError
+from market_ingest.errors import DeadLetterUnacknowledgedError, RawWriteError
+from market_ingest.offsets import Letter, PartitionBook, Window, window_rows_from
 from market_ingest.rawzone import (
     STREAM_KIND,
     Stream,
@@ -71,7 +80,7 @@ log = get_logger(__name__)
 ConsumerKind = Literal["batch", "realtime"]
 STREAM_OF: dict[str, Stream] = {"batch": "historical", "realtime": "realtime"}
 DEFAULT_WINDOW_ROWS: dict[str, int] = {"batch": 100_000, "realtime": 50_000}
-# Backoff between attempts while Kafka or the object store is unreachable.
+# Backoff (market_common.retry's policy) while Kafka or the object store is unreachable.
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 
@@ -91,21 +100,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, errors.KafkaError) and bool(getattr(exc, "retriable", False))
 
 
-class Backoff:
-    """Exponential delays (``first`` doubling up to ``cap``), reset after a success."""
-
-    def __init__(self, first: float = BACKOFF_FIRST_S, cap: float = BACKOFF_MAX_S) -> None:
-        self.first, self.cap = first, cap
-        self.delay = 0.0
-
-    def next(self) -> float:
-        self.delay = self.first if not self.delay else min(self.delay * 2, self.cap)
-        return self.delay
-
-    def reset(self) -> None:
-        self.delay = 0.0
-
-
 @dataclass
 class ConsumeResult:
     """What one consumer run did; ``ok`` is False if anything could not be delivered."""
@@ -116,7 +110,8 @@ class ConsumeResult:
     messages: int = 0
     rows_written: int = 0  # net rows added to the raw zone (rewrites not double-counted)
     dead_lettered: int = 0
-    dlq_failed: int = 0
+    dlq_failed: int = 0  # dead letters still unacknowledged at the end (offsets uncommitted)
+    dlq_resends: int = 0  # dead letters re-sent after a failed delivery
     objects_written: int = 0
     bytes_written: int = 0
     committed: dict[int, int] = field(default_factory=dict)
@@ -134,28 +129,6 @@ class ConsumeResult:
     @property
     def messages_per_s(self) -> float:
         return self.messages / self.elapsed_s if self.elapsed_s else 0.0
-
-
-@dataclass
-class _Window:
-    first: int
-    last: int
-    tables: list[pa.Table] = field(default_factory=list)
-    max_offset: int = -1  # highest offset seen (valid or not)
-    dirty: bool = False  # rows/offsets not yet covered by a write
-    written_rows: int = 0  # rows already in the raw zone from this window (provisional)
-
-    def table(self) -> pa.Table | None:
-        tables = [t for t in self.tables if t.num_rows]
-        return pa.concat_tables(tables) if tables else None
-
-
-@dataclass
-class _PartitionState:
-    dlq_floor: int  # offsets below this were dead-lettered by an earlier run
-    windows: dict[int, _Window] = field(default_factory=dict)
-    durable: int | None = None  # next offset whose predecessors are all durable
-    committed: int | None = None
 
 
 class RawZoneConsumer:
@@ -206,9 +179,8 @@ class RawZoneConsumer:
             max_partition_fetch_bytes=8 * 1024 * 1024,
             max_poll_records=poll_records,
         )
-        self.partitions: dict[int, _PartitionState] = {}
+        self.partitions: dict[int, PartitionBook] = {}
         self.result = ConsumeResult(kind=kind, topic=self.topic, group=self.group)
-        self._dlq_errors = 0
         self._pending: set[Any] = set()
         self._write_blocked = False  # the last flush could not write: partitions paused
 
@@ -224,15 +196,23 @@ class RawZoneConsumer:
         ``adopted`` as it goes (so a failure half-way still tells which were rewound)."""
         # A partition leaves _pending only once rewound: a failed look-up is retried later.
         for tp in list(self._pending):
-            committed = self.consumer.committed(tp)
-            if committed is None:
-                self.partitions[tp.partition] = _PartitionState(dlq_floor=0)
+            meta = self.consumer.committed(tp, metadata=True)
+            if meta is None:
+                self.partitions[tp.partition] = PartitionBook(self.window_rows, dlq_floor=0)
                 self.consumer.seek_to_beginning(tp)
             else:
-                start, _ = window_of(committed, self.window_rows)
+                committed = meta.offset
+                rows = window_rows_from(meta.metadata, self.window_rows)
+                if rows != self.window_rows:
+                    log.warning(
+                        "partition keeps the window size it was committed with",
+                        extra={"partition": tp.partition, "window_rows": rows,
+                               "requested": self.window_rows},
+                    )  # fmt: skip
+                start, _ = window_of(committed, rows)
                 self.consumer.seek(tp, start)
-                self.partitions[tp.partition] = _PartitionState(
-                    dlq_floor=committed, committed=committed
+                self.partitions[tp.partition] = PartitionBook(
+                    rows, dlq_floor=committed, committed=committed
                 )
                 log.info(
                     "partition assigned",
@@ -255,7 +235,7 @@ class RawZoneConsumer:
             return
         self.result.messages += len(records)
         offsets = np.fromiter((r.offset for r in records), dtype=np.int64, count=len(records))
-        window_ids = offsets // self.window_rows
+        window_ids = offsets // state.window_rows
         for wid in np.unique(window_ids).tolist():
             sel = np.flatnonzero(window_ids == wid)
             self._handle_window(
@@ -265,13 +245,12 @@ class RawZoneConsumer:
     def _handle_window(
         self,
         partition: int,
-        state: _PartitionState,
+        state: PartitionBook,
         wid: int,
         records: list[Any],
         ingested_at: datetime,
     ) -> None:
-        first, last = window_of(wid * self.window_rows, self.window_rows)
-        window = state.windows.setdefault(wid, _Window(first, last))
+        window = state.window(wid)
         values = [r.value if r.value is not None else b"" for r in records]
         checked = decode_values(
             self.record_kind,
@@ -285,19 +264,16 @@ class RawZoneConsumer:
             rec = records[reject.index]
             if rec.offset < state.dlq_floor:
                 continue
-            self.dlq.send(
-                self.settings.kafka.dlq_topic,
-                key=rec.key,
-                value=dead_letter_json(
-                    reject,
-                    kind=self.record_kind,
-                    stage="consumer",
-                    source=f"kafka:{self.topic}",
-                    topic=rec.topic,
-                    partition=rec.partition,
-                    offset=rec.offset,
-                ),
-            ).add_errback(self._dlq_failed)
+            value = dead_letter_json(
+                reject,
+                kind=self.record_kind,
+                stage="consumer",
+                source=f"kafka:{self.topic}",
+                topic=rec.topic,
+                partition=rec.partition,
+                offset=rec.offset,
+            )
+            state.unacked[rec.offset] = Letter(rec.key, value, self._send_letter(rec.key, value))
             self.result.dead_lettered += 1
         idx = checked.frame.index.to_numpy()
         table = to_table(
@@ -315,9 +291,53 @@ class RawZoneConsumer:
         window.max_offset = max(window.max_offset, records[-1].offset)
         window.dirty = True
 
-    def _dlq_failed(self, exc: BaseException) -> None:
-        self._dlq_errors += 1
-        log.error("dead-letter delivery failed", extra={"error": str(exc)[:200]})
+    def _send_letter(self, key: bytes | None, value: bytes) -> Any:
+        return self.dlq.send(self.settings.kafka.dlq_topic, key=key, value=value)
+
+    def _settle_letters(self) -> int:
+        """After a DLQ flush: forget acknowledged letters, re-send failed ones; how many
+        were re-sent (they stay unacknowledged, so the commit stops short of them)."""
+        resent = 0
+        for book in self.partitions.values():
+            for offset, letter in list(book.unacked.items()):
+                if not letter.future.is_done:
+                    continue
+                if letter.future.succeeded():
+                    del book.unacked[offset]
+                    continue
+                log.warning(
+                    "dead-letter delivery failed, re-sending",
+                    extra={"offset": offset, "error": str(letter.future.exception)[:200]},
+                )
+                letter.future = self._send_letter(letter.key, letter.value)
+                resent += 1
+        self.result.dlq_resends += resent
+        return resent
+
+    def _deliver_dead_letters(self) -> None:
+        """Flush the DLQ producer until every dead letter is acknowledged, a few attempts
+        with backoff; letters still failing stay unacknowledged for the next flush."""
+
+        def attempt() -> None:
+            self.dlq.flush()
+            resent = self._settle_letters()
+            if resent:
+                raise DeadLetterUnacknowledgedError(
+                    f"{resent} dead letters were not acknowledged by "
+                    f"{self.settings.kafka.dlq_topic}; their offsets stay uncommitted"
+                )
+
+        try:
+            retry(
+                attempt,
+                attempts=3,
+                base_delay=0.2,
+                retry_on=(DeadLetterUnacknowledgedError,),
+                sleep=self.stop.wait,
+                what="dead-letter delivery",
+            )
+        except DeadLetterUnacknowledgedError as exc:
+            log.error(str(exc))
 
     # ------------------------------------------------------------------ writing
 
@@ -337,7 +357,7 @@ class RawZoneConsumer:
                 "from the last committed window)."
             ) from exc
 
-    def _write_window(self, partition: int, window: _Window) -> None:
+    def _write_window(self, partition: int, window: Window) -> None:
         table = window.table()
         if table is None:
             return
@@ -363,38 +383,25 @@ class RawZoneConsumer:
 
     def _flush(self, *, positions: dict[int, int], include_open: bool) -> None:
         """Write complete (and, if ``include_open``, incomplete) windows, then commit."""
-        for partition, state in self.partitions.items():
-            position = positions.get(partition)
-            for wid in sorted(state.windows):
-                window = state.windows[wid]
-                complete = position is not None and position > window.last
-                if not complete and not (include_open and window.dirty):
-                    continue
+        for partition, book in self.partitions.items():
+            due = book.due(positions.get(partition), include_open=include_open)
+            for window, complete in list(due):
                 if window.dirty:
                     self._write_window(partition, window)
-                    window.dirty = False
-                if complete:
-                    state.durable = window.last + 1
-                    del state.windows[wid]
-                else:
-                    state.durable = window.max_offset + 1
+                book.written(window, complete=complete)
         self._commit()
 
     def _commit(self) -> None:
         from kafka import TopicPartition
         from kafka.structs import OffsetAndMetadata
 
-        self.dlq.flush()
-        if self._dlq_errors:
-            self.result.dlq_failed += self._dlq_errors
-            self._dlq_errors = 0
-            log.error("not committing: some dead letters were not acknowledged")
-            return
+        self._deliver_dead_letters()
         offsets = {}
-        for partition, state in self.partitions.items():
-            if state.durable is not None and state.durable != state.committed:
+        for partition, book in self.partitions.items():
+            target = book.commit_target()
+            if target is not None:
                 tp = TopicPartition(self.topic, partition)
-                offsets[tp] = OffsetAndMetadata(state.durable, "", -1)
+                offsets[tp] = OffsetAndMetadata(target, book.metadata(), -1)
         if not offsets:
             return
         try:
@@ -452,7 +459,8 @@ class RawZoneConsumer:
         started = time.monotonic()
         last_flush = started
         stopped_by = "signal"
-        kafka_backoff, write_backoff = Backoff(), Backoff()
+        kafka_backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
+        write_backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
         try:
             while not self.stop.is_set():
                 timed = time.monotonic() - last_flush >= self.flush_seconds
@@ -491,6 +499,7 @@ class RawZoneConsumer:
                     log.error("no partitions assigned", extra={"topic": self.topic})
                     break
             self._final_flush()
+            self.result.dlq_failed = sum(len(b.unacked) for b in self.partitions.values())
         finally:
             self.result.stopped_by = stopped_by
             self.result.elapsed_s = time.monotonic() - started
@@ -539,11 +548,12 @@ class RawZoneConsumer:
 
     def _final_flush(self, attempts: int = 5) -> None:
         """Write everything buffered and commit it, riding out short Kafka outages."""
-        backoff = Backoff()
+        backoff = Backoff(BACKOFF_FIRST_S, BACKOFF_MAX_S)
         for attempt in range(1, attempts + 1):
             try:
                 self._flush(positions=self._positions(), include_open=True)
-                if all(p.durable == p.committed for p in self.partitions.values()):
+                if all(p.commit_target() is None and not p.unacked
+                       for p in self.partitions.values()):  # fmt: skip
                     return
                 if attempt == attempts:
                     log.warning(

@@ -21,3 +21,11 @@ class ReplayInputError(IngestError):
 
 class RawWriteError(IngestError):
     """An object could not be written to the raw zone; offsets were not committed."""
+
+
+class DeadLetterUnacknowledgedError(IngestError):
+    """The DLQ did not acknowledge some dead letters: their offsets stay uncommitted.
+
+    The letters are re-sent on every flush until acknowledged; check that the DLQ topic
+    exists and accepts the consumer's writes (ACLs, ``max.message.bytes``).
+    """

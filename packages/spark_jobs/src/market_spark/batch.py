@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
-from market_common.contracts import FUTURE_TOLERANCE
 from market_common.logging import get_logger
 from market_common.settings import MarketSettings
 from market_spark import storage
@@ -80,7 +79,7 @@ def run_batch(
         raw = raw.where(F.col("trade_date") >= F.lit(since))
     if until is not None:
         raw = raw.where(F.col("trade_date") <= F.lit(until))
-    classified = historical_quality.transform(raw, today=(now + FUTURE_TOLERANCE).date())
+    classified = historical_quality.transform(raw, now=now)
 
     inputs = Observation("classified")
     counted = classified.observe(

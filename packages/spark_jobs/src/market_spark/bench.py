@@ -24,10 +24,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from market_common import contract_spec
+from market_common.contracts import ContractPolicy
 from market_common.logging import get_logger
 from market_common.settings import MarketSettings
 from market_spark import synthetic
-from market_spark.steps import historical_quality
+from market_spark.steps import historical_dedup, historical_quality
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -148,24 +150,23 @@ def generate_raw(root: Path, *, years: int, symbols: int) -> int:
     return len(frame)
 
 
-def _reason_sql(today: date) -> str:
-    c = {
-        "null_key": "symbol IS NULL OR trim(symbol) = '' OR trade_date IS NULL",
-        "invalid_symbol": "NOT regexp_full_match(symbol, '[A-Z][A-Z0-9]{0,5}([.\\-][A-Z0-9]{1,3})?')",
-        "null_value": "open IS NULL OR high IS NULL OR low IS NULL OR close IS NULL OR volume IS NULL",
-        "unsupported_schema_version": "schema_version IS NULL OR schema_version <> 1",
-        "non_finite_price": " OR ".join(
-            f"NOT isfinite({p})" for p in ("open", "high", "low", "close")
-        ),
-        "non_positive_price": "least(open, high, low, close) <= 0",
-        "high_below_low": "high < low",
-        "open_close_outside_range": "open < low OR open > high OR close < low OR close > high",
-        "negative_volume": "volume < 0",
-        "future_trade_date": f"trade_date > DATE '{today.isoformat()}'",
-    }
-    assert tuple(c) == historical_quality.REASONS
-    whens = " ".join(f"WHEN {cond} THEN '{name}'" for name, cond in c.items())
-    return f"CASE {whens} END"
+def _reason_sql(now: datetime) -> str:
+    """The contract's value rules (``contract_spec.to_sql``) in DuckDB's dialect."""
+    policy = ContractPolicy()
+    ctx = contract_spec.Context(now=now, future_skew=policy.future_skew, universe=None)
+    required = " OR ".join(f"{name} IS NULL" for name in historical_quality.REQUIRED)
+    return contract_spec.to_sql(
+        "daily_bar",
+        ctx,
+        full_match=lambda col, pattern: f"regexp_full_match({col}, '{pattern}')",
+        not_finite=lambda col: f"NOT isfinite({col})",
+        extra=[("missing_field", required)],
+    )
+
+
+def _latest_first_sql() -> str:
+    """The batch dedup order (``historical_dedup.LATEST_FIRST``) as an ``arg_max`` key."""
+    return "(" + ", ".join(historical_dedup.LATEST_FIRST) + ")"
 
 
 def run_duckdb(input_dir: Path, output_dir: Path, quarantine_dir: Path) -> dict[str, Any]:
@@ -182,7 +183,7 @@ def run_duckdb(input_dir: Path, output_dir: Path, quarantine_dir: Path) -> dict[
     con.execute(
         f"""
         CREATE TEMP TABLE classified AS
-        SELECT *, {_reason_sql(NOW.date())} AS reason
+        SELECT *, {_reason_sql(NOW)} AS reason
         FROM read_parquet('{input_dir}/**/*.parquet', hive_partitioning = false)
         """  # noqa: S608 - constants and our own scratch paths
     )
@@ -194,7 +195,7 @@ def run_duckdb(input_dir: Path, output_dir: Path, quarantine_dir: Path) -> dict[
         """  # noqa: S608 - constants and our own scratch paths
     )
     con.execute(
-        """
+        f"""
         CREATE TEMP TABLE processed AS
         SELECT symbol, trade_date,
                l.open, l.high, l.low, l.close, l.volume, l.source, l.ingested_at,
@@ -203,10 +204,10 @@ def run_duckdb(input_dir: Path, output_dir: Path, quarantine_dir: Path) -> dict[
             SELECT symbol, trade_date,
                    arg_max({'open': open, 'high': high, 'low': low, 'close': close,
                              'volume': volume, 'source': source, 'ingested_at': ingested_at},
-                           (ingested_at, kafka_offset, kafka_partition)) AS l
+                           {_latest_first_sql()}) AS l
             FROM classified WHERE reason IS NULL GROUP BY symbol, trade_date
         )
-        """
+        """  # noqa: S608 - constants only
     )
     con.execute(
         f"""

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from market_common.logging import get_logger
+from market_common.retry import retry
 from market_ingest.calendar import NEW_YORK, NYSE, SESSION_MINUTES
 from market_ingest.clock import Clock
 from market_ingest.errors import SourceDataError, SourceUnavailableError
@@ -197,11 +198,9 @@ class YahooSource:
         self.poll_seconds = poll_seconds
 
     def _fetch(self, tickers: Sequence[str], **kwargs: Any) -> pd.DataFrame | None:
-        delay = self.base_delay
-        last: BaseException | None = None
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return self._download(
+        try:
+            return retry(
+                lambda: self._download(
                     tickers=list(tickers),
                     auto_adjust=True,
                     actions=False,
@@ -210,23 +209,21 @@ class YahooSource:
                     threads=True,
                     multi_level_index=True,
                     **kwargs,
-                )
-            except TRANSIENT_ERRORS as exc:
-                last = exc
-                kind = "rate-limited" if isinstance(exc, YahooRateLimited) else "unreachable"
-                log.warning(
-                    "yfinance call failed, backing off",
-                    extra={"attempt": attempt, "of": self.attempts, "kind": kind, "delay_s": delay},
-                )
-                if attempt < self.attempts:
-                    self._sleep(delay)
-                    delay = min(delay * 2, self.max_delay)
-        what = "rate-limited by" if isinstance(last, YahooRateLimited) else "could not reach"
-        raise SourceUnavailableError(
-            f"yfinance {what} Yahoo Finance after {self.attempts} attempts "
-            f"({type(last).__name__}: {str(last)[:200]}). Check network access to "
-            "query2.finance.yahoo.com, wait out a rate limit, or use --source synthetic."
-        )
+                ),
+                attempts=self.attempts,
+                base_delay=self.base_delay,
+                max_delay=self.max_delay,
+                retry_on=TRANSIENT_ERRORS,
+                sleep=self._sleep,
+                what="yfinance call",
+            )
+        except TRANSIENT_ERRORS as last:
+            what = "rate-limited by" if isinstance(last, YahooRateLimited) else "could not reach"
+            raise SourceUnavailableError(
+                f"yfinance {what} Yahoo Finance after {self.attempts} attempts "
+                f"({type(last).__name__}: {str(last)[:200]}). Check network access to "
+                "query2.finance.yahoo.com, wait out a rate limit, or use --source synthetic."
+            ) from last
 
     def daily_bars(self, symbols: Sequence[str], start: date, end: date) -> Iterator[pd.DataFrame]:
         for i in range(0, len(symbols), self.tickers_per_call):

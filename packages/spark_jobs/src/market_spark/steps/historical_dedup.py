@@ -1,8 +1,11 @@
-"""One bar per (symbol, trade_date): the latest delivery wins.
+"""One bar per (symbol, trade_date): the latest *published* version wins.
 
 Kafka delivery is at-least-once and re-ingestion is allowed, so the same bar may arrive many
-times. The latest ``ingested_at`` wins, then the highest Kafka offset (then partition), which
-makes the choice deterministic and a rerun byte-for-byte identical.
+times. The highest Kafka offset wins (then partition, then ``ingested_at``): the offset is
+when the record was published, so a correction beats the original it corrects even when
+the original is re-consumed later (a group reset gives it a newer ``ingested_at``, never a
+newer offset). Bars are keyed by symbol, so every version of one bar shares a partition and
+their offsets are comparable. The order is deterministic: a rerun is byte-for-byte identical.
 
 A window ``row_number`` rather than a ``max_by`` aggregation: its sort, (trade_date, symbol,
 latest first), is also the order the batch job writes rows in, so when the input is already
@@ -19,7 +22,7 @@ from market_spark.schemas import PROCESSED_HISTORICAL_COLUMNS
 
 KEY = ("trade_date", "symbol")
 # Descending: the first row of each key is the latest delivery.
-LATEST_FIRST = ("ingested_at", "kafka_offset", "kafka_partition")
+LATEST_FIRST = ("kafka_offset", "kafka_partition", "ingested_at")
 
 
 def transform(df: DataFrame) -> DataFrame:

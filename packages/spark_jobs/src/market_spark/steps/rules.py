@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from market_common import contract_spec
+from market_common.contract_spec import BadSymbol, Cmp, NotFinite, OutsideUniverse, Predicate
 from market_common.contracts import ContractPolicy
 
 
@@ -51,3 +54,49 @@ def policy_or_default(policy: ContractPolicy | None) -> ContractPolicy:
     from market_common.settings import get_settings
 
     return ContractPolicy.from_settings(get_settings())
+
+
+_SPARK_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, "!=": operator.ne}
+
+
+def _predicate(pred: Predicate, policy: ContractPolicy, now: datetime | None) -> Column:
+    col = F.col(pred.field)
+    if isinstance(pred, Cmp):
+        other = F.col(pred.other) if isinstance(pred.other, str) else F.lit(pred.other)
+        return _SPARK_OPS[pred.op](col, other)
+    if isinstance(pred, NotFinite):
+        return is_not_finite(col)
+    if isinstance(pred, BadSymbol):
+        return ~full_match(col, contract_spec.SYMBOL_RE.pattern)
+    if isinstance(pred, OutsideUniverse):
+        return ~col.isin(*sorted(policy.universe)) if policy.universe is not None else F.lit(False)
+    skew_s = int(policy.future_skew.total_seconds())
+    if now is None:  # a streaming query: the clock of each micro-batch
+        latest = F.current_timestamp() + F.make_dt_interval(secs=F.lit(skew_s))
+    else:
+        latest = F.lit(now + policy.future_skew)
+    if pred.field == "trade_date":
+        return col > (
+            F.to_date(latest) if now is None else F.lit((now + policy.future_skew).date())
+        )
+    return col > latest
+
+
+def contract_rules(
+    kind: str,
+    policy: ContractPolicy,
+    *,
+    required: Sequence[str],
+    now: datetime | None = None,
+) -> list[tuple[str, Column]]:
+    """:data:`market_common.contract_spec.VALUE_RULES` of ``kind`` as ``(code, condition)``
+    pairs for :func:`first_failing`: the same predicates pydantic and the ingest fast path
+    evaluate, plus ``missing_field`` for null ``required`` columns, in the contract's
+    precedence. ``now=None`` judges future timestamps by Spark's ``current_timestamp()``.
+    """
+    rules = [
+        (rule.code, any_of([_predicate(p, policy, now) for p in rule.any_of]))
+        for rule in contract_spec.VALUE_RULES[kind]
+    ]
+    rules.append(("missing_field", any_of([F.col(name).isNull() for name in required])))
+    return sorted(rules, key=lambda rule: contract_spec.RANK[rule[0]])

@@ -102,7 +102,9 @@ def transform(df: DataFrame, *, policy: ContractPolicy | None = None) -> DataFra
             F.col("_bytes").isNull()
             | ~F.col("_utf8")
             | F.col("v").isNull()
-            | ~F.coalesce(F.expr("schema_of_variant(v)").startswith("OBJECT"), F.lit(False)),
+            | ~F.coalesce(F.expr("schema_of_variant(v)").startswith("OBJECT"), F.lit(False))
+            # parse_json stops after the first value: '{..}{..}' must not pass as one record.
+            | ~F.coalesce(F.expr("json_array_length(concat('[', _text, ']'))") == 1, F.lit(False)),
         ),
         ("unsupported_schema_version", ok["schema_version"] & (version != SCHEMA_VERSION)),
         ("missing_field", _any([~present[n] for n in FIELDS])),
