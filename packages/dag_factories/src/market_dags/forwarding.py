@@ -78,6 +78,11 @@ def _walk(model: type[BaseModel], prefix: str, *, top: bool) -> Iterator[Setting
             yield SettingVariable(f"{prefix}{key}", _is_secret(info.annotation))
 
 
+def model_variables(model: type[BaseModel], *, prefix: str) -> tuple[SettingVariable, ...]:
+    """Every environment variable a pydantic-settings ``model`` reads (nested with ``__``)."""
+    return tuple(_walk(model, prefix, top=False))
+
+
 def settings_variables(
     model: type[BaseModel] = MarketSettings, *, prefix: str = ENV_PREFIX
 ) -> tuple[SettingVariable, ...]:
