@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from market_localstack.errors import UnknownServiceError
+from market_localstack.minio import ensure_private_dir
 from market_localstack.process import file_lock
 
 if TYPE_CHECKING:
@@ -132,7 +133,8 @@ def ensure_up(
 ) -> StackInfo:
     """Start whatever is not running (reusing what is), wait until healthy."""
     settings = stack_settings(_default_settings(settings))
-    Path(settings.stack.state_dir).mkdir(parents=True, exist_ok=True)
+    # 0700: the state dir holds stack.env (credentials) and every service's data.
+    ensure_private_dir(Path(settings.stack.state_dir))
     statuses: dict[str, ServiceStatus] = {}
     with file_lock(_lock_path(settings)):
         for name in normalise_services(only):
