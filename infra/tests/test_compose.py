@@ -174,8 +174,8 @@ def _parse_with_real_cli(argv: list[str]) -> None:
     import argparse
     import importlib
 
-    import click
-    import typer
+    import click  # pants: no-infer-dep (comes with typer)
+    import typer  # pants: no-infer-dep (ambiguous owner; BUILD names one)
 
     script, args = argv[0], argv[1:]
     if script == "airflow":
@@ -219,8 +219,8 @@ def test_every_service_command_parses_with_the_real_cli(
     services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Finding: the realtime producer ran `stream --pace wall`; the flag is `--clock`."""
-    import click
-    import typer
+    import click  # pants: no-infer-dep (comes with typer)
+    import typer  # pants: no-infer-dep (ambiguous owner; BUILD names one)
 
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{tmp_path}/a.db")
@@ -295,7 +295,7 @@ def test_connection_uri_drivers_are_in_their_image(services: dict[str, dict[str,
     """Finding: airflow-init used postgresql+psycopg2, but no psycopg2 was in the image."""
     import importlib.metadata
 
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url  # pants: no-infer-dep (comes with Airflow)
 
     checked = 0
     for name, env in _service_environments(services).items():
