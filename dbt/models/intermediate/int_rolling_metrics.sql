@@ -20,7 +20,9 @@
       RSI = 100 - 100 / (1 + avg_gain / avg_loss); 100 when avg_loss = 0, 50 when both are 0.
 -#}
 {%- set epoch_rows = var('rsi_epoch_rows', 2000) -%}
-{%- set ln_14_over_13 = 'ln(14.0 / 13.0)' -%}
+{#- A FLOAT operand makes Snowflake divide in doubles: `14.0 / 13.0` would be NUMBER
+    arithmetic (result scale 7), off by up to ~7e-6 in the RSI (see dbt/README.md). -#}
+{%- set ln_14_over_13 = 'ln(cast(14 as float) / 13)' -%}
 
 with daily_returns as (
     select * from {{ ref('int_daily_returns') }}

@@ -159,9 +159,20 @@ class SparkSettings(BaseModel):
 
 
 class DbtSettings(BaseModel):
+    """dbt's project and target; ``snowflake_*`` give dbt its own service user and role.
+
+    dbt/profiles.yml reads ``MARKET_DBT__SNOWFLAKE_USER`` / ``_ROLE`` / ``_PRIVATE_KEY_PATH``
+    before the shared ``MARKET_SNOWFLAKE__*`` values, so one environment (an Airflow worker
+    running both the loaders and dbt) can hold the loader's and the transformer's
+    identities side by side (infra/snowflake/roles.sql: one role per job).
+    """
+
     project_dir: Path | None = None
     profiles_dir: Path | None = None
     target: str = "local"
+    snowflake_user: str | None = None
+    snowflake_role: str | None = None
+    snowflake_private_key_path: Path | None = None
 
 
 def split_symbols(value: object) -> object:

@@ -62,9 +62,16 @@ class RunnerConfig(BaseModel):
     namespace: str = "market"
     service_account_name: str | None = None
     in_cluster: bool = True
+    # The Secret holding the secret settings (keys named like the variables,
+    # e.g. MARKET_S3__SECRET_ACCESS_KEY); pods reference it, values never enter the DAG.
+    secret_name: str = "market-secrets"
     # Docker only.
     docker_url: str = "unix://var/run/docker.sock"
+    # The network step containers join (compose: the stack's network, so `kafka:19092` resolves).
     network_mode: str | None = None
+    # Key files mounted read-only into step containers: {path in the container: host path}
+    # (e.g. the Snowflake private keys MARKET_SNOWFLAKE__PRIVATE_KEY_PATH points at).
+    secret_files: dict[str, str] = Field(default_factory=dict)
 
     def resolved_bin_dir(self) -> Path:
         return self.bin_dir or Path(sys.executable).parent

@@ -20,7 +20,12 @@ from airflow.sdk import TaskGroup
 from market_common.logging import get_logger
 from market_dags.config import DbtPipelineConfig, RunnerKind
 from market_dags.entrypoints import subprocess_argv
-from market_dags.runners import build_step_operator, import_provider_operator
+from market_dags.runners import (
+    build_step_operator,
+    docker_environment,
+    import_provider_operator,
+    kubernetes_env_vars,
+)
 from market_dags.steps import dbt_layer_step
 
 log = get_logger(__name__)
@@ -88,7 +93,7 @@ def _cosmos_group(
         operator_args = {
             "image": runner.pipeline_image,
             "namespace": runner.namespace,
-            "env_vars": dict(env),
+            "env_vars": kubernetes_env_vars(env, secret_name=runner.secret_name),
             "get_logs": True,
         }
     elif runner.kind is RunnerKind.DOCKER:
@@ -103,9 +108,13 @@ def _cosmos_group(
         )
         operator_args = {
             "image": runner.pipeline_image,
-            "environment": dict(env),
+            # cosmos's command starts with `dbt`: run it through env, not the image's
+            # ENTRYPOINT (market-ingest), which would make it `market-ingest dbt ...`.
+            "entrypoint": ["/usr/bin/env"],
+            **docker_environment(env, runner=runner),
             "docker_url": runner.docker_url,
             "network_mode": runner.network_mode,
+            "mount_tmp_dir": False,
         }
     else:
         execution = ExecutionConfig(

@@ -22,6 +22,7 @@ from airflow.sdk import BaseOperator
 from market_common.runtime import StepFailedError
 from market_dags.config import RunnerConfig, RunnerKind
 from market_dags.entrypoints import last_json_object, run_entry_point, subprocess_argv
+from market_dags.forwarding import container_environment, secret_values
 from market_dags.stepenv import step_subprocess_env
 from market_dags.steps import Step
 
@@ -145,9 +146,10 @@ def build_step_operator(
             namespace=runner.namespace,
             image=image,
             image_pull_policy=runner.image_pull_policy,
+            # `cmds` replaces the image's ENTRYPOINT, `arguments` its CMD.
             cmds=[step.script],
             arguments=list(step.args),
-            env_vars=dict(env),
+            env_vars=kubernetes_env_vars(env, secret_name=runner.secret_name),
             service_account_name=runner.service_account_name,
             in_cluster=runner.in_cluster,
             get_logs=True,
@@ -162,8 +164,8 @@ def build_step_operator(
     )
     return docker_operator(
         image=image,
-        command=[step.script, *step.args],
-        environment=dict(env),
+        **docker_invocation(step.script, step.args),
+        **docker_environment(env, runner=runner),
         docker_url=runner.docker_url,
         network_mode=runner.network_mode,
         force_pull=runner.image_pull_policy == "Always",
@@ -171,6 +173,68 @@ def build_step_operator(
         mount_tmp_dir=False,
         **kwargs,
     )
+
+
+def docker_environment(env: Mapping[str, str], *, runner: RunnerConfig) -> dict[str, Any]:
+    """DockerOperator arguments that hand a step its settings, secrets and key files.
+
+    Secret values are looked up in the worker when the task starts (``pre_execute``), so
+    they are never part of the DAG (templated, rendered or serialized fields); see
+    :mod:`market_dags.forwarding`. Shared by the step runner and cosmos's dbt tasks.
+    """
+    forwarded = container_environment(env)
+    secret_env = dict(env)
+
+    def _resolve_secrets(context: Any) -> None:
+        # The provider keeps private_environment in this attribute and merges it into the
+        # container's environment when it creates the container.
+        context["task"]._private_environment = secret_values(
+            forwarded.secrets, source={**os.environ, **secret_env}
+        )
+
+    return {
+        "environment": forwarded.plain,
+        "private_environment": {},
+        "pre_execute": _resolve_secrets,
+        "mounts": docker_secret_mounts(runner.secret_files),
+    }
+
+
+def docker_invocation(script: str, args: Sequence[str]) -> dict[str, list[str]]:
+    """``entrypoint``/``command`` of a Docker step: the script replaces the image's ENTRYPOINT.
+
+    Each image's ENTRYPOINT is one CLI (``market-ingest``, ``market-spark``); passing the
+    script as the first word of ``command`` would run ``market-ingest market-load ...``.
+    """
+    return {"entrypoint": [script], "command": [str(a) for a in args]}
+
+
+def docker_secret_mounts(secret_files: Mapping[str, str]) -> list[Any]:
+    """Read-only bind mounts of the key files (host path → path inside the container)."""
+    from docker.types import Mount
+
+    return [
+        Mount(target=inside, source=host, type="bind", read_only=True)
+        for inside, host in sorted(secret_files.items())
+    ]
+
+
+def kubernetes_env_vars(env: Mapping[str, str], *, secret_name: str) -> list[Any]:
+    """Plain values, plus one optional ``secretKeyRef`` per secret (key = variable name)."""
+    from kubernetes.client import models as k8s
+
+    forwarded = container_environment(env)
+    plain = [k8s.V1EnvVar(name=k, value=v) for k, v in sorted(forwarded.plain.items())]
+    refs = [
+        k8s.V1EnvVar(
+            name=name,
+            value_from=k8s.V1EnvVarSource(
+                secret_key_ref=k8s.V1SecretKeySelector(name=secret_name, key=name, optional=True)
+            ),
+        )
+        for name in forwarded.secrets
+    ]
+    return plain + refs
 
 
 def import_provider_operator(module: str, name: str, dist: str, kind: RunnerKind) -> Any:

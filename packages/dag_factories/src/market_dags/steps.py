@@ -184,10 +184,15 @@ def streaming_steps(config: StreamingPipelineConfig) -> list[Step]:
 
 
 def dbt_common_args(config: DbtPipelineConfig) -> tuple[str, ...]:
+    """Project, profiles and target of a dbt command; containers use the image's project."""
     dbt = config.deployment.dbt
+    if config.deployment.runner.kind.is_container:
+        project = profiles = dbt.image_project_dir
+    else:
+        project, profiles = dbt.resolved_project_dir(), dbt.resolved_profiles_yml().parent
     return (
-        "--project-dir", str(dbt.resolved_project_dir()),
-        "--profiles-dir", str(dbt.resolved_profiles_yml().parent),
+        "--project-dir", str(project),
+        "--profiles-dir", str(profiles),
         "--target", dbt.target,
     )  # fmt: skip
 

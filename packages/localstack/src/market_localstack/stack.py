@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from market_localstack.credentials import ensure_private_dir
 from market_localstack.errors import UnknownServiceError
 from market_localstack.process import file_lock
 
@@ -187,7 +188,8 @@ def ensure_up(
     ``with_`` adds opt-in groups (``"airflow"``: PostgreSQL + Airflow's four processes).
     """
     settings = stack_settings(_default_settings(settings))
-    Path(settings.stack.state_dir).mkdir(parents=True, exist_ok=True)
+    # 0700: the state dir holds stack.env (credentials) and every service's data.
+    ensure_private_dir(Path(settings.stack.state_dir))
     statuses: dict[str, ServiceStatus] = {}
     with file_lock(_lock_path(settings)):
         for name in normalise_services(only, with_=with_):
