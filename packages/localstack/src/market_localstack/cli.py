@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from market_common.settings import MarketSettings
 
 app = typer.Typer(
-    help="Embedded local stack: Kafka (KRaft), MinIO and fakesnow on 127.0.0.1.",
+    help="Embedded local stack: Kafka (KRaft), MinIO, fakesnow and opt-in Spark on 127.0.0.1.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -24,7 +24,7 @@ console = Console()
 
 OnlyOption = Annotated[
     Optional[str],  # noqa: UP007 - typer needs Optional on 3.11
-    typer.Option("--only", help="Comma-separated subset: kafka,minio,snowflake."),
+    typer.Option("--only", help="Comma-separated subset: kafka,minio,snowflake,spark."),
 ]
 
 
@@ -60,14 +60,58 @@ def _table(info: object) -> Table:
     return table
 
 
+def scaled_settings(
+    settings: MarketSettings, *, kafka_brokers: int | None, spark_workers: int | None
+) -> MarketSettings:
+    """``settings`` with the opt-in cluster sizes of ``up`` (None keeps the settings' value).
+
+    More than one broker also sets the replication the cluster is for
+    (:func:`market_localstack.kafka.cluster_replication`: 3 copies, ``min.insync.replicas=2``).
+    """
+    from market_localstack.kafka import cluster_replication
+
+    stack = settings.stack
+    kafka = settings.kafka
+    if kafka_brokers is not None:
+        stack = stack.model_copy(update={"kafka_brokers": kafka_brokers})
+        factor, min_isr = cluster_replication(kafka_brokers)
+        kafka = kafka.model_copy(
+            update={"replication_factor": factor, "min_insync_replicas": min_isr}
+        )
+    if spark_workers is not None:
+        stack = stack.model_copy(update={"spark_workers": spark_workers})
+    return settings.model_copy(update={"stack": stack, "kafka": kafka})
+
+
 @app.command()
-def up(only: OnlyOption = None) -> None:
+def up(
+    only: OnlyOption = None,
+    kafka_brokers: Annotated[
+        Optional[int],  # noqa: UP007
+        typer.Option(
+            "--kafka-brokers",
+            min=1,
+            help="Run a KRaft cluster of N broker+controller nodes (RF 3, min ISR 2 for N>=3).",
+        ),
+    ] = None,
+    spark_workers: Annotated[
+        Optional[int],  # noqa: UP007
+        typer.Option(
+            "--spark-workers",
+            min=0,
+            help="Also run a Spark standalone master, N workers and the history server.",
+        ),
+    ] = None,
+) -> None:
     """Start (or reuse) the services and wait until they are healthy."""
     from market_localstack import stack
 
     started = time.monotonic()
     try:
-        info = stack.ensure_up(_settings(), only=only, console=console)
+        settings = scaled_settings(
+            _settings(), kafka_brokers=kafka_brokers, spark_workers=spark_workers
+        )
+        info = stack.ensure_up(settings, only=only, console=console)
     except LocalStackError as exc:
         raise _fail(exc) from exc
     console.print(_table(info))
