@@ -159,14 +159,17 @@ def logs(
 ) -> None:
     """Print the tail of the service logs in <state_dir>/logs/."""
     from market_localstack.service import tail
-    from market_localstack.stack import make_service, normalise_services
+    from market_localstack.stack import make_services, normalise_services
 
     settings = _settings()
     try:
         names = normalise_services(service)
     except LocalStackError as exc:
         raise _fail(exc) from exc
-    paths: list[Path] = [make_service(n, settings).log_path for n in names]
+    # One log per process: a cluster's nodes each have their own (kafka-2, spark-worker-1, …).
+    services = [s for n in names for s in make_services(n, settings, discover=True)]
+    names = [s.name for s in services]
+    paths: list[Path] = [s.log_path for s in services]
     for name, path in zip(names, paths, strict=True):
         console.rule(f"{name} — {path}")
         console.print(tail(path, lines), markup=False, highlight=False, soft_wrap=True)

@@ -136,9 +136,10 @@ FIGURES: tuple[Figure, ...] = (
 
 def stack_pids(settings: MarketSettings) -> Callable[[], list[int]]:
     """Live pids of the local stack's services (read each time: a service may restart)."""
-    from market_localstack.stack import SERVICE_NAMES, make_service
+    from market_localstack.stack import SERVICE_NAMES, make_services
 
-    services = [make_service(name, settings) for name in SERVICE_NAMES]
+    # discover=True: cluster nodes (kafka-N, spark-*) count too when their pid files exist.
+    services = [s for name in SERVICE_NAMES for s in make_services(name, settings, discover=True)]
 
     def pids() -> list[int]:
         return [r.pid for s in services if (r := s.pid_file.read()) is not None]
