@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from market_common.settings import MarketSettings
 from market_common.runtime import child_env, settings_env
+from market_common.settings import MarketSettings
 from market_pipeline.run import parse_json_tail
 from market_pipeline.state import RunState, fingerprint
 

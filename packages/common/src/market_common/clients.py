@@ -121,7 +121,11 @@ def kafka_admin(settings: KafkaSettings | MarketSettings, **overrides: Any) -> K
 def ensure_topics(
     settings: KafkaSettings | MarketSettings, topics: list[str], *, partitions: int | None = None
 ) -> list[str]:
-    """Create missing topics with an explicit partition count; return the ones created."""
+    """Create missing topics with an explicit partition count; return the ones created.
+
+    Replication comes from settings (``replication_factor``, ``min_insync_replicas``), so a
+    topic on a multi-broker cluster refuses acks=all writes it could not replicate.
+    """
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
@@ -133,8 +137,10 @@ def ensure_topics(
         if missing:
             # Another process may win the race; an existing topic is all we need.
             with contextlib.suppress(TopicAlreadyExistsError):
+                configs = {"min.insync.replicas": str(k.min_insync_replicas)}
+                n = partitions or k.partitions
                 admin.create_topics(
-                    [NewTopic(t, partitions or k.partitions, k.replication_factor) for t in missing]
+                    [NewTopic(t, n, k.replication_factor, topic_configs=configs) for t in missing]
                 )
         return missing
     finally:

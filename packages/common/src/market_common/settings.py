@@ -51,6 +51,16 @@ class StackSettings(BaseModel):
     # and its API server / UI (8080: the port the platform's docs have always named).
     postgres_port: int = 5433
     airflow_port: int = 8080
+    # Scale-out (opt-in, `market-localstack up --kafka-brokers 3 --spark-workers 2`): node i>1
+    # of a Kafka cluster listens on kafka_port/kafka_controller_port + kafka_node_port_step*(i-1).
+    kafka_brokers: int = Field(default=1, ge=1)
+    kafka_node_port_step: int = Field(default=100, ge=2)
+    spark_workers: int = Field(default=0, ge=0)
+    spark_worker_cores: int = Field(default=1, ge=1)
+    spark_worker_memory: str = "1g"
+    spark_master_port: int = 7077
+    spark_master_ui_port: int = 8090
+    spark_history_port: int = 18080
 
 
 class KafkaSettings(BaseModel):
@@ -60,6 +70,8 @@ class KafkaSettings(BaseModel):
     dlq_topic: str = "stock-market-dlq"
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
+    # Acknowledged writes (acks=all) need this many in-sync replicas, else the producer fails.
+    min_insync_replicas: int = Field(default=1, ge=1)
     batch_group: str = "market-raw-batch"
     realtime_group: str = "market-raw-realtime"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

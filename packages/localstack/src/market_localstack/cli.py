@@ -28,14 +28,15 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     help="Embedded local stack: Kafka (KRaft), MinIO and fakesnow on 127.0.0.1 "
-    "(Airflow on PostgreSQL with `up --with airflow`).",
+    "(opt-in: Airflow on PostgreSQL with `up --with airflow`, a Spark cluster with "
+    "`--spark-workers N`, a Kafka cluster with `--kafka-brokers 3`).",
     no_args_is_help=True,
 )
 console = Console()
 
 OnlyOption = Annotated[
     Optional[str],  # noqa: UP007 - typer needs Optional on 3.11
-    typer.Option("--only", help="Comma-separated subset: kafka,minio,snowflake."),
+    typer.Option("--only", help="Comma-separated subset: kafka,minio,snowflake,spark."),
 ]
 WithOption = Annotated[
     Optional[str],  # noqa: UP007 - typer needs Optional on 3.11
@@ -88,14 +89,59 @@ def _table(info: object) -> Table:
     return table
 
 
+def scaled_settings(
+    settings: MarketSettings, *, kafka_brokers: int | None, spark_workers: int | None
+) -> MarketSettings:
+    """``settings`` with the opt-in cluster sizes of ``up`` (None keeps the settings' value).
+
+    More than one broker also sets the replication the cluster is for
+    (:func:`market_localstack.kafka.cluster_replication`: 3 copies, ``min.insync.replicas=2``).
+    """
+    from market_localstack.kafka import cluster_replication
+
+    stack = settings.stack
+    kafka = settings.kafka
+    if kafka_brokers is not None:
+        stack = stack.model_copy(update={"kafka_brokers": kafka_brokers})
+        factor, min_isr = cluster_replication(kafka_brokers)
+        kafka = kafka.model_copy(
+            update={"replication_factor": factor, "min_insync_replicas": min_isr}
+        )
+    if spark_workers is not None:
+        stack = stack.model_copy(update={"spark_workers": spark_workers})
+    return settings.model_copy(update={"stack": stack, "kafka": kafka})
+
+
 @app.command()
-def up(only: OnlyOption = None, with_: WithOption = None) -> None:
+def up(
+    only: OnlyOption = None,
+    with_: WithOption = None,
+    kafka_brokers: Annotated[
+        Optional[int],  # noqa: UP007
+        typer.Option(
+            "--kafka-brokers",
+            min=1,
+            help="Run a KRaft cluster of N broker+controller nodes (RF 3, min ISR 2 for N>=3).",
+        ),
+    ] = None,
+    spark_workers: Annotated[
+        Optional[int],  # noqa: UP007
+        typer.Option(
+            "--spark-workers",
+            min=0,
+            help="Also run a Spark standalone master, N workers and the history server.",
+        ),
+    ] = None,
+) -> None:
     """Start (or reuse) the services and wait until they are healthy."""
     from market_localstack import stack
 
     started = time.monotonic()
     try:
-        info = stack.ensure_up(_settings(), only=only, with_=with_, console=console)
+        settings = scaled_settings(
+            _settings(), kafka_brokers=kafka_brokers, spark_workers=spark_workers
+        )
+        info = stack.ensure_up(settings, only=only, with_=with_, console=console)
     except LocalStackError as exc:
         raise _fail(exc) from exc
     console.print(_table(info))
@@ -148,7 +194,7 @@ def logs(
     from market_localstack.service import tail
     from market_localstack.stack import (
         SERVICE_NAMES,
-        make_service,
+        make_services,
         normalise_services,
         started_optional,
     )
@@ -158,7 +204,10 @@ def logs(
         names = normalise_services(service, default=SERVICE_NAMES + started_optional(settings))
     except LocalStackError as exc:
         raise _fail(exc) from exc
-    paths: list[Path] = [make_service(n, settings).log_path for n in names]
+    # One log per process: a cluster's nodes each have their own (kafka-2, spark-worker-1, …).
+    services = [s for n in names for s in make_services(n, settings, discover=True)]
+    names = [s.name for s in services]
+    paths: list[Path] = [s.log_path for s in services]
     for name, path in zip(names, paths, strict=True):
         console.rule(f"{name} — {path}")
         console.print(tail(path, lines), markup=False, highlight=False, soft_wrap=True)

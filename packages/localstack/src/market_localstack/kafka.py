@@ -1,4 +1,14 @@
-"""Apache Kafka in KRaft mode (one combined broker+controller) from Maven Central jars.
+"""Apache Kafka in KRaft mode from Maven Central jars: one node, or an opt-in N-node cluster.
+
+Default: one combined broker+controller node (``kafka``), replication factor 1.
+``stack.kafka_brokers = N > 1`` (``market-localstack up --kafka-brokers 3``): nodes
+``kafka-1 … kafka-N``, each **broker and controller**. Why combined: a 3-voter Raft quorum
+survives the loss of any one node (majority 2) and three brokers carry replication factor 3
+with ``min.insync.replicas=2``, so one SIGKILLed node loses neither metadata nor
+acknowledged records, with three JVMs instead of six on a small machine. Production
+clusters should run dedicated controllers (``process.roles=controller``) so a broker's load
+cannot stall the quorum; the settings and clients are the same. The quorum is static
+(``controller.quorum.voters``): the node set is fixed when the storage is formatted.
 
 The jars are resolved once with Maven (checksums enforced with ``--strict-checksums``) into
 ``~/.cache/market-platform/kafka/<version>/libs``; the broker and the Kafka tools
@@ -8,23 +18,22 @@ The jars are resolved once with Maven (checksums enforced with ``--strict-checks
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
-import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from market_localstack.errors import ArtifactResolutionError, ServiceStartError
+from market_localstack.errors import ServiceStartError
 from market_localstack.process import file_lock
 from market_localstack.service import Service
-from market_localstack.tools import cache_root, find_java, find_mvn
+from market_localstack.tools import cache_root, find_java, resolve_maven_jars
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from rich.console import Console
+
+    from market_common.settings import MarketSettings, StackSettings
 
 # Kafka 4.1.1 (Scala 2.13): verified with kafka-python 3.0.12 (admin, keyed produce, group consume).
 KAFKA_VERSION = "4.1.1"
@@ -84,8 +93,6 @@ LOG4J2_YAML = """Configuration:
         - ref: STDOUT
 """
 
-_COMPLETE_MARKER = ".complete"
-
 
 def kafka_cache_dir(version: str = KAFKA_VERSION) -> Path:
     return cache_root() / "kafka" / version
@@ -100,51 +107,14 @@ def render_pom(version: str = KAFKA_VERSION) -> str:
 
 
 def resolve_kafka_jars(version: str = KAFKA_VERSION, console: Console | None = None) -> Path:
-    """Download (once) the broker + tools jars; returns the ``libs`` directory.
-
-    Maven does the work so every jar is checked against Maven Central's checksums
-    (``--strict-checksums`` makes a mismatch fatal) and transitive versions match Kafka's pom.
-    """
-    libs = kafka_libs_dir(version)
-    if (libs / _COMPLETE_MARKER).is_file():
-        return libs
-    with file_lock(kafka_cache_dir(version) / ".lock"):
-        if (libs / _COMPLETE_MARKER).is_file():
-            return libs
-        mvn = find_mvn()
-        find_java()
-        started = time.monotonic()
-        if console is not None:
-            console.print(f"resolving Kafka {version} jars from Maven Central into {libs} …")
-        with tempfile.TemporaryDirectory(prefix="kafka-libs-") as tmp:
-            work = Path(tmp)
-            (work / "pom.xml").write_text(render_pom(version))
-            out = work / "libs"
-            argv = [
-                mvn, "-q", "-B", "--strict-checksums", "-f", str(work / "pom.xml"),
-                "dependency:copy-dependencies", f"-DoutputDirectory={out}",
-                "-Dmdep.useRepositoryLayout=false", "-DincludeScope=runtime",
-            ]  # fmt: skip
-            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-            jars = sorted(out.glob("*.jar")) if out.is_dir() else []
-            if proc.returncode != 0 or not any(
-                j.name == f"kafka_{SCALA_VERSION}-{version}.jar" for j in jars
-            ):
-                raise ArtifactResolutionError(
-                    f"Maven could not resolve Kafka {version} (exit {proc.returncode}). Check "
-                    f"network access to https://repo.maven.apache.org and ~/.m2/settings.xml, "
-                    f"then rerun `market-localstack up`.\n{(proc.stdout + proc.stderr)[-3000:]}"
-                )
-            if libs.exists():
-                shutil.rmtree(libs)
-            libs.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(out), str(libs))
-        (libs / _COMPLETE_MARKER).write_text(
-            f"{len(jars)} jars in {time.monotonic() - started:.1f}s\n"
-        )
-        if console is not None:
-            console.print(f"Kafka {version}: {len(jars)} jars in {time.monotonic() - started:.1f}s")
-    return libs
+    """Download (once) the broker + tools jars; returns the ``libs`` directory."""
+    return resolve_maven_jars(
+        kafka_libs_dir(version),
+        render_pom(version),
+        required_jar=f"kafka_{SCALA_VERSION}-{version}.jar",
+        what=f"Kafka {version}",
+        console=console,
+    )
 
 
 def kafka_classpath(version: str = KAFKA_VERSION) -> str:
@@ -191,14 +161,57 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
+def node_ports(stack: StackSettings, node_id: int) -> tuple[int, int]:
+    """(broker port, controller port) of cluster node ``node_id`` (1-based) on ``stack.host``."""
+    offset = stack.kafka_node_port_step * (node_id - 1)
+    return stack.kafka_port + offset, stack.kafka_controller_port + offset
+
+
+def cluster_bootstrap(stack: StackSettings) -> str:
+    """``host:port,…`` of every broker the stack runs (one entry for the single node)."""
+    return ",".join(
+        f"{stack.host}:{node_ports(stack, n)[0]}" for n in range(1, stack.kafka_brokers + 1)
+    )
+
+
+def cluster_replication(brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) the stack uses for ``brokers`` nodes.
+
+    Three copies where there are three brokers, and acks=all needs all but one of them:
+    one node may fail without refusing writes, two failing refuse writes instead of
+    acknowledging records held by a single copy. One broker: (1, 1), the old default.
+    """
+    factor = min(brokers, 3)
+    return factor, max(1, factor - 1)
+
+
 def render_server_properties(
-    *, host: str, port: int, controller_port: int, data_dir: Path, node_id: int = 1
+    *,
+    host: str,
+    port: int,
+    controller_port: int,
+    data_dir: Path,
+    node_id: int = 1,
+    voters: str | None = None,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> str:
-    """server.properties of a single-node combined broker+controller bound to ``host`` only."""
+    """server.properties of a combined broker+controller node bound to ``host`` only.
+
+    ``voters`` (``id@host:port,…``) makes the node one of a static controller quorum;
+    without it the node is a quorum of its own (formatted ``--standalone``). The
+    replication arguments set the defaults of new topics and of Kafka's internal topics.
+    """
+    quorum = (
+        {"controller.quorum.voters": voters}
+        if voters
+        else {"controller.quorum.bootstrap.servers": f"{host}:{controller_port}"}
+    )
+    factor, min_isr = str(replication_factor), str(min_insync_replicas)
     props = {
         "process.roles": "broker,controller",
         "node.id": str(node_id),
-        "controller.quorum.bootstrap.servers": f"{host}:{controller_port}",
+        **quorum,
         "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
         "controller.listener.names": "CONTROLLER",
@@ -206,16 +219,18 @@ def render_server_properties(
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         "log.dirs": str(data_dir),
         "num.partitions": "1",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
+        "default.replication.factor": factor,
+        "min.insync.replicas": min_isr,
         # Topics are created explicitly (admin client) so typos do not create topics.
         "auto.create.topics.enable": "false",
-        "offsets.topic.replication.factor": "1",
+        # A replica that was not in sync must never become leader: it would drop acked records.
+        "unclean.leader.election.enable": "false",
+        "offsets.topic.replication.factor": factor,
         "offsets.topic.num.partitions": "10",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "transaction.state.log.replication.factor": factor,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": factor,
+        "share.coordinator.state.topic.min.isr": min_isr,
         "group.initial.rebalance.delay.ms": "0",
         "message.max.bytes": str(MESSAGE_MAX_BYTES),
         "replica.fetch.max.bytes": str(MESSAGE_MAX_BYTES),
@@ -231,12 +246,30 @@ def render_server_properties(
 
 
 class KafkaService(Service):
-    """The broker: ``java -cp libs/* kafka.Kafka server.properties`` with KRaft storage."""
+    """One node: ``java -cp libs/* kafka.Kafka server.properties`` with KRaft storage.
+
+    ``node_id=None``: the single-node default (service ``kafka``, its own quorum). With a
+    node id: node ``kafka-<id>`` of the ``stack.kafka_brokers``-node cluster.
+    """
 
     name = "kafka"
     startup_timeout_s = 120.0
     stop_timeout_s = 30.0  # controlled shutdown flushes logs and the metadata snapshot
     heap = "512m"
+
+    def __init__(
+        self,
+        settings: MarketSettings,
+        console: Console | None = None,
+        *,
+        node_id: int | None = None,
+    ) -> None:
+        super().__init__(settings, console)
+        self.node_id = node_id or 1
+        self.clustered = node_id is not None
+        if self.clustered:
+            self.name = f"kafka-{node_id}"
+        self.port, self.controller_port = node_ports(self.stack, self.node_id)
 
     @property
     def data_dir(self) -> Path:
@@ -248,37 +281,56 @@ class KafkaService(Service):
 
     @property
     def bootstrap(self) -> str:
-        return f"{self.stack.host}:{self.stack.kafka_port}"
+        return f"{self.stack.host}:{self.port}"
 
     def ports(self) -> list[int]:
-        return [self.stack.kafka_port, self.stack.kafka_controller_port]
+        return [self.port, self.controller_port]
 
     def endpoints(self) -> dict[str, str]:
         return {"bootstrap": self.bootstrap}
 
+    def voters(self) -> str | None:
+        """The static quorum ``1@host:port,…`` of a cluster node; None for the single node."""
+        if not self.clustered:
+            return None
+        return ",".join(
+            f"{n}@{self.stack.host}:{node_ports(self.stack, n)[1]}"
+            for n in range(1, self.stack.kafka_brokers + 1)
+        )
+
     def prepare(self) -> None:
         resolve_kafka_jars(console=self.console)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        kafka = self.settings.kafka
         self.config_path.write_text(
             render_server_properties(
                 host=self.stack.host,
-                port=self.stack.kafka_port,
-                controller_port=self.stack.kafka_controller_port,
+                port=self.port,
+                controller_port=self.controller_port,
                 data_dir=self.data_dir,
+                node_id=self.node_id,
+                voters=self.voters(),
+                replication_factor=kafka.replication_factor,
+                min_insync_replicas=kafka.min_insync_replicas,
             )
         )
         if not (self.data_dir / "meta.properties").is_file():
             self.format_storage()
 
     def format_storage(self) -> None:
-        """One-time KRaft format (``--standalone``: this node is the whole controller quorum)."""
-        id_file = self.home / "cluster.id"
-        if not id_file.is_file():
-            id_file.write_text(new_cluster_id() + "\n")
+        """One-time KRaft format: ``--standalone`` for the single node; cluster nodes share
+        one cluster id (``<state_dir>/kafka-cluster.id``) and the static voter set."""
+        id_file = (
+            self.state_dir / "kafka-cluster.id" if self.clustered else self.home / "cluster.id"
+        )
+        with file_lock(id_file.with_suffix(".lock")):
+            if not id_file.is_file():
+                id_file.write_text(new_cluster_id() + "\n")
         cluster_id = id_file.read_text().strip()
         argv = kafka_java_command(
             "kafka.tools.StorageTool",
-            ["format", "-t", cluster_id, "-c", str(self.config_path), "--standalone"],
+            ["format", "-t", cluster_id, "-c", str(self.config_path)]
+            + ([] if self.clustered else ["--standalone"]),
             heap="256m",
         )
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -43,7 +44,8 @@ def tail(path: Path, lines: int = 20) -> str:
 class Service(ABC):
     """One service process under ``<state_dir>/<name>``, logging to ``logs/<name>.log``."""
 
-    name: ClassVar[str]
+    # A class attribute; services with several instances (cluster nodes) set it per instance.
+    name: str
     startup_timeout_s: ClassVar[float] = 60.0
     stop_timeout_s: ClassVar[float] = 20.0
 
@@ -127,14 +129,18 @@ class Service(ABC):
 
     def start(self) -> ServiceStatus:
         """Start the service, or reuse the one our pid file points at; wait until healthy."""
+        return self.finish_start(self.launch())
+
+    def launch(self) -> subprocess.Popen[bytes] | None:
+        """Spawn the process without waiting for health; None if ours already runs.
+
+        Split from :meth:`finish_start` so members of a cluster that only becomes healthy
+        as a whole (a Kafka controller quorum) can all be spawned before any is awaited.
+        """
         record = self.running()
         if record is not None:
             self._say(f"[green]{self.name}[/] already running (pid {record.pid}), reusing")
-            self.wait_healthy(record, None)
-            self.after_healthy()
-            return ServiceStatus(
-                self.name, True, True, record.pid, self.endpoints(), self.log_path, reused=True
-            )
+            return None
         busy = [p for p in self.ports() if port_open(self.stack.host, p, timeout_s=0.2)]
         if busy:
             raise PortInUseError(
@@ -148,14 +154,29 @@ class Service(ABC):
         argv = self.command()
         self._say(f"starting [bold]{self.name}[/] (log: {self.log_path})")
         proc = spawn_detached(argv, log_path=self.log_path, cwd=self.home, env=self.environment())
-        record = self.pid_file.write(proc.pid, argv)
+        self.pid_file.write(proc.pid, argv)
+        return proc
+
+    def finish_start(self, proc: subprocess.Popen[bytes] | None) -> ServiceStatus:
+        """Wait until healthy what :meth:`launch` spawned (``proc``) or found running (None)."""
+        record = self.running()
+        if record is None:
+            raise ServiceStartError(
+                f"{self.name} exited right after start; last log lines "
+                f"({self.log_path}):\n{tail(self.log_path)}"
+            )
         try:
-            self.wait_healthy(record, proc.poll)
+            self.wait_healthy(record, proc.poll if proc is not None else None)
         except ServiceStartError:
-            terminate(record, timeout_s=5)
-            self.pid_file.remove()
+            if proc is not None:
+                terminate(record, timeout_s=5)
+                self.pid_file.remove()
             raise
         self.after_healthy()
+        if proc is None:
+            return ServiceStatus(
+                self.name, True, True, record.pid, self.endpoints(), self.log_path, reused=True
+            )
         self._say(f"[green]{self.name}[/] healthy (pid {proc.pid})")
         return ServiceStatus(self.name, True, True, proc.pid, self.endpoints(), self.log_path)
 
@@ -186,3 +207,18 @@ class Service(ABC):
         terminate(record, timeout_s=self.stop_timeout_s)
         self.pid_file.remove()
         return True
+
+
+def start_all(services: list[Service]) -> dict[str, ServiceStatus]:
+    """Spawn every service, then wait for each: for members that are healthy only together.
+
+    Every ``prepare`` (slow: a Kafka storage format is a JVM run) happens before the first
+    spawn, so the first node does not time out waiting for a quorum that is still being
+    formatted; ``launch`` prepares again, which is idempotent and quick.
+    """
+    for service in services:
+        if service.running() is None:
+            service.home.mkdir(parents=True, exist_ok=True)
+            service.prepare()
+    procs = [(service, service.launch()) for service in services]
+    return {service.name: service.finish_start(proc) for service, proc in procs}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from market_localstack.credentials import ensure_private_dir
 from market_localstack.errors import UnknownServiceError
 from market_localstack.process import file_lock
+from market_localstack.service import start_all
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
     from market_common.settings import MarketSettings
     from market_localstack.service import Service, ServiceStatus
 
-SERVICE_NAMES: tuple[str, ...] = ("kafka", "minio", "snowflake")
+# "spark" (the standalone cluster) is opt-in: it expands to no process unless
+# stack.spark_workers > 0, so it is listed last (its history server needs MinIO).
+SERVICE_NAMES: tuple[str, ...] = ("kafka", "minio", "snowflake", "spark")
 # Opt-in groups (`up --with airflow`), in start order; `down` and `logs` cover them too.
 OPTIONAL_GROUPS: dict[str, tuple[str, ...]] = {
     "airflow": (
@@ -102,6 +105,39 @@ def make_service(name: str, settings: MarketSettings, console: Console | None = 
     raise UnknownServiceError(f"unknown service {name!r}; choose from {', '.join(ALL_NAMES)}")
 
 
+def make_services(
+    name: str, settings: MarketSettings, console: Console | None = None, *, discover: bool = False
+) -> list[Service]:
+    """The processes behind service ``name``: one, a Kafka cluster's nodes, or the Spark cluster.
+
+    ``discover=True`` (for ``down``) also returns the nodes whose pid files exist in the
+    state dir, so a cluster started with ``--kafka-brokers 3``/``--spark-workers 2`` is
+    stopped by a plain ``down``.
+    """
+    stack = settings.stack
+    pids = Path(stack.state_dir) / "pids"
+    if name == "kafka":
+        from market_localstack.kafka import KafkaService
+
+        nodes = set(range(1, stack.kafka_brokers + 1)) if stack.kafka_brokers > 1 else set()
+        if discover:
+            nodes |= {int(p.stem.split("-")[1]) for p in pids.glob("kafka-*.pid")}
+        if stack.kafka_brokers == 1 or discover:
+            single: list[Service] = [KafkaService(settings, console)]
+        else:
+            single = []
+        return single + [KafkaService(settings, console, node_id=n) for n in sorted(nodes)]
+    if name == "spark":
+        from market_localstack.spark_cluster import cluster_services
+
+        if discover and stack.spark_workers == 0:
+            workers = len(list(pids.glob("spark-worker-*.pid")))
+            wanted = stack.model_copy(update={"spark_workers": workers})
+            return cluster_services(settings.model_copy(update={"stack": wanted}), console)
+        return cluster_services(settings, console)
+    return [make_service(name, settings, console)]
+
+
 @dataclass(frozen=True)
 class StackInfo:
     """Settings pointing at the running stack plus each service's status."""
@@ -115,7 +151,10 @@ class StackInfo:
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.settings.stack.host}:{self.settings.stack.kafka_port}"
+        """Every broker of the stack, comma-separated (one for the single-node default)."""
+        from market_localstack.kafka import cluster_bootstrap
+
+        return cluster_bootstrap(self.settings.stack)
 
     @property
     def s3_endpoint_url(self) -> str:
@@ -149,19 +188,23 @@ class StackInfo:
 
 def stack_settings(settings: MarketSettings) -> MarketSettings:
     """``settings`` with Kafka/S3/Snowflake sections pointed at this stack (and its creds)."""
+    from market_localstack.kafka import cluster_bootstrap
     from market_localstack.minio import with_credentials
 
     stack = settings.stack
     updated = with_credentials(settings)
-    kafka = updated.kafka.model_copy(
-        update={"bootstrap_servers": f"{stack.host}:{stack.kafka_port}"}
-    )
+    kafka = updated.kafka.model_copy(update={"bootstrap_servers": cluster_bootstrap(stack)})
     snowflake = updated.snowflake
     if snowflake.is_local:
         snowflake = snowflake.model_copy(
             update={"host": stack.host, "port": stack.fakesnow_port, "protocol": "http"}
         )
-    return updated.model_copy(update={"kafka": kafka, "snowflake": snowflake})
+    updated = updated.model_copy(update={"kafka": kafka, "snowflake": snowflake})
+    if stack.spark_workers > 0:
+        from market_localstack.spark_cluster import cluster_spark_settings
+
+        updated = cluster_spark_settings(updated)
+    return updated
 
 
 def _lock_path(settings: MarketSettings) -> Path:
@@ -193,7 +236,9 @@ def ensure_up(
     statuses: dict[str, ServiceStatus] = {}
     with file_lock(_lock_path(settings)):
         for name in normalise_services(only, with_=with_):
-            statuses[name] = make_service(name, settings, console).start()
+            # Cluster members are spawned together: a Kafka quorum forms only once a
+            # majority of its nodes runs.
+            statuses.update(start_all(make_services(name, settings, console)))
     return StackInfo(settings, statuses)
 
 
@@ -211,7 +256,8 @@ def down(
     stopped: dict[str, bool] = {}
     with file_lock(_lock_path(settings)):
         for name in reversed(normalise_services(only, default=ALL_NAMES)):
-            stopped[name] = make_service(name, settings, console).stop()
+            for service in reversed(make_services(name, settings, console, discover=True)):
+                stopped[service.name] = service.stop()
     return stopped
 
 
@@ -223,5 +269,9 @@ def status(
     if (Path(settings.stack.state_dir) / "stack.env").is_file():
         settings = stack_settings(settings)
     names = normalise_services(only, default=SERVICE_NAMES + started_optional(settings))
-    statuses = {n: make_service(n, settings).status() for n in names}
+    statuses = {
+        service.name: service.status()
+        for name in names
+        for service in make_services(name, settings)
+    }
     return StackInfo(settings, statuses)

@@ -6,10 +6,17 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+import time
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from market_localstack.errors import PrerequisiteMissingError
+from market_localstack.errors import ArtifactResolutionError, PrerequisiteMissingError
+from market_localstack.process import file_lock
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 MIN_JAVA = 17
 MIN_GO = (1, 24)
@@ -89,3 +96,55 @@ def find_go() -> str:
     if not match or (int(match.group(1)), int(match.group(2))) < MIN_GO:
         raise PrerequisiteMissingError("go 1.24+", f"{go} reports {proc.stdout.strip()!r}; {fix}")
     return go
+
+
+_COMPLETE_MARKER = ".complete"
+
+
+def resolve_maven_jars(
+    libs: Path, pom: str, *, required_jar: str, what: str, console: Console | None = None
+) -> Path:
+    """Copy (once) the runtime jars of ``pom``'s dependencies into ``libs`` and return it.
+
+    Maven does the work so every jar is checked against Maven Central's checksums
+    (``--strict-checksums`` makes a mismatch fatal) and transitive versions match the poms.
+    ``required_jar`` must be among the results (guards against an empty resolution);
+    a ``.complete`` marker makes later calls free, a file lock serialises parallel callers.
+    """
+    if (libs / _COMPLETE_MARKER).is_file():
+        return libs
+    with file_lock(libs.parent / ".lock"):
+        if (libs / _COMPLETE_MARKER).is_file():
+            return libs
+        mvn = find_mvn()
+        find_java()
+        started = time.monotonic()
+        if console is not None:
+            console.print(f"resolving {what} jars from Maven Central into {libs} …")
+        with tempfile.TemporaryDirectory(prefix="maven-libs-") as tmp:
+            work = Path(tmp)
+            (work / "pom.xml").write_text(pom)
+            out = work / "libs"
+            argv = [
+                mvn, "-q", "-B", "--strict-checksums", "-f", str(work / "pom.xml"),
+                "dependency:copy-dependencies", f"-DoutputDirectory={out}",
+                "-Dmdep.useRepositoryLayout=false", "-DincludeScope=runtime",
+            ]  # fmt: skip
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+            jars = sorted(out.glob("*.jar")) if out.is_dir() else []
+            if proc.returncode != 0 or not any(j.name == required_jar for j in jars):
+                raise ArtifactResolutionError(
+                    f"Maven could not resolve {what} (exit {proc.returncode}). Check "
+                    f"network access to https://repo.maven.apache.org and ~/.m2/settings.xml, "
+                    f"then rerun `market-localstack up`.\n{(proc.stdout + proc.stderr)[-3000:]}"
+                )
+            if libs.exists():
+                shutil.rmtree(libs)
+            libs.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(out), str(libs))
+        (libs / _COMPLETE_MARKER).write_text(
+            f"{len(jars)} jars in {time.monotonic() - started:.1f}s\n"
+        )
+        if console is not None:
+            console.print(f"{what}: {len(jars)} jars in {time.monotonic() - started:.1f}s")
+    return libs

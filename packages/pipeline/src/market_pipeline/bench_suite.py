@@ -102,6 +102,9 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("pipeline", lambda d: _cli("market_pipeline.cli:app", "bench", "--results-dir", str(d)), ("pipeline",)),
     # After "pipeline": airflow_run.json sits beside command 1's wall time on the same data.
     Benchmark("airflow", lambda d: ["-m", "market_pipeline.bench_airflow", "--results-dir", str(d)], ("airflow_run",)),
+    # Scale-out (#17): the same benchmarks on a 3-broker Kafka and a 2-worker Spark cluster.
+    Benchmark("kafka_3brokers", lambda d: ["-m", "market_pipeline.bench_scale", "kafka", "--results-dir", str(d)], ("ingest_3brokers",)),
+    Benchmark("spark_2workers", lambda d: ["-m", "market_pipeline.bench_scale", "spark", "--results-dir", str(d)], ("spark_2workers",)),
 )  # fmt: skip
 BENCHMARK_NAMES = (*(b.name for b in BENCHMARKS), "latency")
 
@@ -116,6 +119,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure("Consumer → raw zone", "ingest", "ingest", ("consumer", "rows_per_s"), "rows/s", (">=", 50_000), "#3"),
     Figure("Spark batch vs DuckDB (time ratio)", "spark", "spark", ("ratio_spark_to_duckdb",), "x", ("<=", 2.0), "#4"),
     Figure("Spark streaming, availableNow", "spark", "spark", ("stream_ticks_per_s",), "ticks/s", None, "#4"),
+    Figure("Producer throughput, 3 brokers (RF 3, min ISR 2)", "kafka_3brokers", "ingest_3brokers", ("producer", "msgs_per_s"), "msgs/s", None, "#17"),
+    Figure("Consumer → raw zone, 3 brokers", "kafka_3brokers", "ingest_3brokers", ("consumer", "rows_per_s"), "rows/s", None, "#17"),
+    Figure("Spark batch, 2 workers (1 core, 1g each)", "spark_2workers", "spark_2workers", ("spark_batch_s",), "s", None, "#17"),
+    Figure("Spark batch, 2 workers vs local[*] (time ratio)", "spark_2workers", "spark_2workers", ("ratio_2workers_to_local",), "x", None, "#17"),
     Figure("Bulk loader vs row-by-row MERGE", "loader", "warehouse", ("loader", "speedup"), "x", (">=", 100), "#5"),
     Figure("dbt build, 1.26M daily rows", "dbt", "warehouse", ("dbt_build", "dbt_build_seconds"), "s", None, "#5"),
     *(
@@ -132,9 +139,10 @@ FIGURES: tuple[Figure, ...] = (
 
 def stack_pids(settings: MarketSettings) -> Callable[[], list[int]]:
     """Live pids of the local stack's services (read each time: a service may restart)."""
-    from market_localstack.stack import SERVICE_NAMES, make_service
+    from market_localstack.stack import SERVICE_NAMES, make_services
 
-    services = [make_service(name, settings) for name in SERVICE_NAMES]
+    # discover=True: cluster nodes (kafka-N, spark-*) count too when their pid files exist.
+    services = [s for name in SERVICE_NAMES for s in make_services(name, settings, discover=True)]
 
     def pids() -> list[int]:
         return [r.pid for s in services if (r := s.pid_file.read()) is not None]
