@@ -181,9 +181,6 @@ def session_conf(
         # Loaders read a table's data files whole (listed by its log): a deletion vector
         # would hide rows they cannot see, so replaced rows are rewritten, never masked.
         "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
-        # The vacuum after each commit keeps only live files (see market_spark.lake); the
-        # retention check would refuse retention 0.
-        "spark.databricks.delta.retentionDurationCheck.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         # run summaries read all progress of an availableNow run, not only the last 100.
         "spark.sql.streaming.numRecentProgressUpdates": "10000",
