@@ -188,18 +188,15 @@ def main(
         session_s = time.perf_counter() - t0
         raw_uri = f"s3a://{bucket}/{root}/raw"
 
-        def uris(layout: lake.Layout) -> dict[str, str]:
-            return {
-                "input_uri": raw_uri,
-                "output_uri": f"s3a://{bucket}/{root}/{layout.name}/processed",
-                "quarantine_uri": f"s3a://{bucket}/{root}/{layout.name}/quarantine",
-            }
+        def output(layout: lake.Layout, zone: str = "processed") -> str:
+            return f"s3a://{bucket}/{root}/{layout.name}/{zone}"
 
         fulls: dict[str, float] = {}
         for layout in LAYOUTS:
             summary = run_batch(
-                settings, spark=spark, now=NOW, full=True, layout=layout, **uris(layout)
-            )
+                settings, spark=spark, now=NOW, full=True, layout=layout, input_uri=raw_uri,
+                output_uri=output(layout), quarantine_uri=output(layout, "quarantine"),
+            )  # fmt: skip
             fulls[layout.name] = summary.duration_s
             log.info("full rebuild", extra={"layout": layout.name, "s": summary.duration_s})
         t0 = time.perf_counter()
@@ -210,8 +207,11 @@ def main(
         _put_raw(s3, bucket, f"{root}/raw", new_day, "daily")
         results = []
         for layout in LAYOUTS:
-            summary = run_batch(settings, spark=spark, now=NOW, layout=layout, **uris(layout))
-            rows, checksum, files = _table_stats(spark, uris(layout)["output_uri"], layout)
+            summary = run_batch(
+                settings, spark=spark, now=NOW, layout=layout, input_uri=raw_uri,
+                output_uri=output(layout), quarantine_uri=output(layout, "quarantine"),
+            )  # fmt: skip
+            rows, checksum, files = _table_stats(spark, output(layout), layout)
             results.append(
                 LayoutResult(
                     layout=layout.name, full_s=fulls[layout.name], full_files=files,

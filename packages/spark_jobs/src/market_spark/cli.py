@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -142,6 +142,9 @@ def stream(
     """Kafka realtime topic → processed/realtime windows."""
     if trigger not in ("availableNow", "processingTime"):
         raise typer.BadParameter("--trigger must be availableNow or processingTime")
+    mode: Literal["availableNow", "processingTime"] = (
+        "availableNow" if trigger == "availableNow" else "processingTime"
+    )
 
     def job(settings: MarketSettings, spark: Any) -> str:
         from market_spark.stream import StreamPaths, run_stream
@@ -153,7 +156,7 @@ def stream(
             checkpoint=checkpoint or default.checkpoint,
         )
         return run_stream(
-            settings, spark=spark, topic=topic, trigger=trigger, interval=interval,
+            settings, spark=spark, topic=topic, trigger=mode, interval=interval,
             watermark=watermark, max_offsets_per_trigger=max_offsets_per_trigger,
             starting_offsets=starting_offsets, paths=paths, run_id=run_id, timeout_s=timeout_s,
         ).to_json()  # fmt: skip
