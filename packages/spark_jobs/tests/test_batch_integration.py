@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -119,21 +120,36 @@ def test_no_s3a_secret_on_any_jvm_command_line(
     spark.range(3).write.mode("overwrite").parquet(uri)
     assert spark.read.parquet(uri).count() == 3
     jvm_pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())  # type: ignore[union-attr]
-    jvms: list[int] = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
+    # Only this session's processes: other sessions on a shared machine are not ours to judge.
+    ours = _descendants(os.getpid())
+    assert jvm_pid in ours, "the check must see this session's own JVM"
+    for pid in ours:
         try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue  # the process ended while we looked
-        if "org.apache.spark" in cmdline or "pyspark" in cmdline:
-            jvms.append(int(proc.name))
         for value in (secret.get_secret_value(), access.get_secret_value()):
-            assert (
-                value not in cmdline
-            ), f"an S3A credential is on the command line of pid {proc.name}"
-    assert jvm_pid in jvms, "the check must have seen this session's own JVM"
+            assert value not in cmdline, f"an S3A credential is on the command line of pid {pid}"
     conf = spark.sparkContext.getConf()
     assert conf.get("spark.ui.killEnabled") == "false"
     assert conf.get("spark.hadoop.fs.s3a.secret.key") is None
+
+
+def _descendants(root: int) -> set[int]:
+    """``root``'s child processes, their children, and so on (from /proc/*/stat)."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(proc.name))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
