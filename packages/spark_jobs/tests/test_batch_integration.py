@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -77,23 +80,76 @@ def test_batch_on_minio_counts_quarantine_and_idempotent_rerun(
     expected, reasons = references["historical"](raw, today=NOW.date())
     assert first.quarantined == planted == reasons.to_dict()
     assert (first.rows_in, first.rows_out) == (len(raw), len(expected))
-    actual = spark.read.parquet(uris["output_uri"]).toPandas()
+    actual = spark.read.format("delta").load(uris["output_uri"]).toPandas()
     actual["ingested_at"] = pd.to_datetime(actual["ingested_at"], utc=True)
-    references["assert_close"](actual.drop(columns="date"), expected, keys=["symbol", "trade_date"])
+    references["assert_close"](
+        actual.drop(columns="month"), expected, keys=["symbol", "trade_date"]
+    )
     quarantine = spark.read.parquet(uris["quarantine_uri"]).toPandas()
     assert quarantine["reason"].value_counts().to_dict() == planted
     summary_key = f"{root}/processed/historical/_runs/run-1.json"
     assert s3_client.head_object(Bucket=bucket, Key=summary_key)["ContentLength"] > 0
 
     sorted_rows = actual.sort_values(["trade_date", "symbol"]).reset_index(drop=True)
-    digests = object_digests(s3_client, bucket, f"{root}/processed/historical")
-    assert sorted(digests) == [f"date={d.isoformat()}" for d in days]
+    quarantine_digests = object_digests(s3_client, bucket, f"{root}/quarantine/historical")
 
+    # Unchanged raw input: the incremental run commits nothing.
     second = run_batch(spark_settings, spark=spark, now=NOW, run_id="run-2", **uris)
-    assert (second.rows_out, second.quarantined) == (first.rows_out, first.quarantined)
-    assert object_digests(s3_client, bucket, f"{root}/processed/historical") == digests
-    again = spark.read.parquet(uris["output_uri"]).toPandas()
+    assert (second.mode, second.rows_in, second.partitions_written) == ("incremental", 0, [])
+    # A full rebuild over the same input gives the same rows and quarantine bytes.
+    third = run_batch(spark_settings, spark=spark, now=NOW, run_id="run-3", full=True, **uris)
+    assert (third.rows_out, third.quarantined) == (first.rows_out, first.quarantined)
+    assert object_digests(s3_client, bucket, f"{root}/quarantine/historical") == quarantine_digests
+    again = spark.read.format("delta").load(uris["output_uri"]).toPandas()
     again["ingested_at"] = pd.to_datetime(again["ingested_at"], utc=True)
     pd.testing.assert_frame_equal(
         again.sort_values(["trade_date", "symbol"]).reset_index(drop=True), sorted_rows
     )
+
+
+def test_no_s3a_secret_on_any_jvm_command_line(
+    spark: SparkSession, spark_settings: MarketSettings
+) -> None:
+    """The S3A keys reach the JVM's live configuration only, never a process command line."""
+    secret = spark_settings.s3.secret_access_key
+    access = spark_settings.s3.access_key_id
+    assert secret is not None and access is not None, "the stack generates credentials"
+    bucket = spark_settings.s3.bucket
+    # Prove the credentials are in effect: an s3a round trip through this session.
+    uri = f"s3a://{bucket}/it/secrets-{uuid.uuid4().hex[:8]}"
+    spark.range(3).write.mode("overwrite").parquet(uri)
+    assert spark.read.parquet(uri).count() == 3
+    jvm_pid = int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())  # type: ignore[union-attr]
+    # Only this session's processes: other sessions on a shared machine are not ours to judge.
+    ours = _descendants(os.getpid())
+    assert jvm_pid in ours, "the check must see this session's own JVM"
+    for pid in ours:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # the process ended while we looked
+        for value in (secret.get_secret_value(), access.get_secret_value()):
+            assert value not in cmdline, f"an S3A credential is on the command line of pid {pid}"
+    conf = spark.sparkContext.getConf()
+    assert conf.get("spark.ui.killEnabled") == "false"
+    assert conf.get("spark.hadoop.fs.s3a.secret.key") is None
+
+
+def _descendants(root: int) -> set[int]:
+    """``root``'s child processes, their children, and so on (from /proc/*/stat)."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(proc.name))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found

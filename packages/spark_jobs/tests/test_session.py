@@ -8,7 +8,13 @@ import pytest
 from pydantic import SecretStr
 
 from market_common.settings import S3Settings, SparkSettings, load_settings
-from market_spark.session import PACKAGE_SUBSTITUTIONS, effective_packages, session_conf
+from market_spark.session import (
+    PACKAGE_SUBSTITUTIONS,
+    S3A_TUNING,
+    effective_packages,
+    s3a_secrets,
+    session_conf,
+)
 
 
 @pytest.mark.parametrize(
@@ -37,10 +43,13 @@ def test_conf_comes_from_settings_for_any_master(master: str, tmp_path: Path) ->
     assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://minio:9000"
     assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
     assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
-    assert (conf["spark.hadoop.fs.s3a.access.key"], conf["spark.hadoop.fs.s3a.secret.key"]) == (
-        "AK",
-        "SK",
-    )
+    # Secrets never travel as Spark conf (pyspark puts conf on the JVM's command line).
+    assert not {k for k, v in conf.items() if v in ("AK", "SK") or k.endswith(".secret.key")}
+    assert s3a_secrets(settings) == {"fs.s3a.access.key": "AK", "fs.s3a.secret.key": "SK"}
+    assert conf["spark.ui.killEnabled"] == "false"
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    # Every S3A tuning value is applied (each has its reason beside it in session.py).
+    assert all(conf[f"spark.hadoop.{k}"] == v for k, v in S3A_TUNING.items())
     assert conf["spark.jars.ivy"] == str(tmp_path)
     settings_file = Path(conf["spark.jars.ivySettings"])
     assert settings_file.parent == tmp_path and "ibiblio" in settings_file.read_text()

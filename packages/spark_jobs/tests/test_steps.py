@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -38,17 +37,14 @@ def write_raw(frame: pd.DataFrame, root: Path, *, partition: str = "year=2024") 
         )
 
 
-def file_digests(root: Path) -> dict[str, str]:
-    """partition dir → sha256 of its single data file's bytes (file names are random)."""
-    out = {}
-    for part in sorted(p for p in root.glob("date=*") if p.is_dir()):
-        files = sorted(part.glob("*.parquet"))
-        assert len(files) == 1, f"{part} should hold exactly one file, has {len(files)}"
-        out[part.name] = hashlib.sha256(files[0].read_bytes()).hexdigest()
-    return out
+def read_table(spark: SparkSession, uri: str) -> pd.DataFrame:
+    """The Delta table's rows in key order, ``ingested_at`` as UTC."""
+    frame = spark.read.format("delta").load(uri).toPandas()
+    frame["ingested_at"] = pd.to_datetime(frame["ingested_at"], utc=True)
+    return frame.sort_values(["trade_date", "symbol"]).reset_index(drop=True)
 
 
-def test_batch_cleans_dedups_partitions_and_reruns_identically(
+def test_batch_cleans_dedups_and_runs_incrementally(
     spark: SparkSession,
     spark_settings: MarketSettings,
     tmp_path: Path,
@@ -67,18 +63,20 @@ def test_batch_cleans_dedups_partitions_and_reruns_identically(
     summary = run_batch(spark_settings, spark=spark, now=NOW, run_id="first", **uris)
 
     expected, expected_reasons = references["historical"](raw, today=NOW.date())
+    assert summary.mode == "full", "no table yet: the first run is a full rebuild"
     assert summary.quarantined == planted == expected_reasons.to_dict()
     assert summary.rows_in == len(raw)
     assert summary.rows_out == len(expected)
     assert summary.duplicates_removed == 5 + 3 + 2
     assert summary.partitions_written == sorted(d.isoformat() for d in days)
 
-    out = spark.read.parquet(uris["output_uri"])
-    assert out.columns == [*PROCESSED_HISTORICAL_COLUMNS, "date"]
-    actual = out.toPandas()
-    assert (actual["date"].astype(str) == actual["trade_date"].astype(str)).all()
-    actual["ingested_at"] = pd.to_datetime(actual["ingested_at"], utc=True)
-    references["assert_close"](actual.drop(columns="date"), expected, keys=["symbol", "trade_date"])
+    out = spark.read.format("delta").load(uris["output_uri"])
+    assert out.columns == [*PROCESSED_HISTORICAL_COLUMNS, "month"]
+    actual = read_table(spark, uris["output_uri"])
+    assert (actual["month"] == actual["trade_date"].astype(str).str[:7]).all()
+    references["assert_close"](
+        actual.drop(columns="month"), expected, keys=["symbol", "trade_date"]
+    )
     quarantine = spark.read.parquet(uris["quarantine_uri"]).toPandas()
     assert quarantine["reason"].value_counts().to_dict() == planted
     assert set(quarantine["reason"]) <= set(historical_quality.REASONS)
@@ -86,18 +84,43 @@ def test_batch_cleans_dedups_partitions_and_reruns_identically(
     stored = json.loads((tmp_path / "processed" / "_runs" / "first.json").read_text())
     assert stored["rows_out"] == summary.rows_out and stored["quarantined"] == planted
 
-    before = (file_digests(tmp_path / "processed"), file_digests(tmp_path / "quarantine"))
+    log_before = sorted((tmp_path / "processed" / "_delta_log").glob("*.json"))
     again = run_batch(spark_settings, spark=spark, now=NOW, run_id="second", **uris)
-    assert (again.rows_out, again.quarantined) == (summary.rows_out, summary.quarantined)
-    assert (file_digests(tmp_path / "processed"), file_digests(tmp_path / "quarantine")) == before
+    assert (again.mode, again.rows_in, again.partitions_written) == ("incremental", 0, [])
+    assert (
+        sorted((tmp_path / "processed" / "_delta_log").glob("*.json")) == log_before
+    ), "an incremental run with unchanged raw input must not commit"
 
-    # A one-day rerun rewrites only that date's partition and leaves the others alone.
+    # A one-day range run replaces only that date; the table's rows stay the same.
     one_day = run_batch(
         spark_settings, spark=spark, now=NOW, run_id="third", since=days[2], until=days[2], **uris
     )
-    assert one_day.partitions_written == [days[2].isoformat()]
-    assert file_digests(tmp_path / "processed") == before[0]
-    assert spark.read.parquet(uris["output_uri"]).count() == len(expected)
+    assert (one_day.mode, one_day.partitions_written) == ("range", [days[2].isoformat()])
+    pd.testing.assert_frame_equal(read_table(spark, uris["output_uri"]), actual)
+
+    # A correction in a new raw file: only its date is recomputed, and the table then equals
+    # the reference over all raw rows (the later delivery wins).
+    fix = raw[(raw["trade_date"] == days[4]) & raw["symbol"].notna()].head(3).copy()
+    fix["close"] = fix["low"]
+    fix["ingested_at"] = fix["ingested_at"] + pd.Timedelta(days=1)
+    pq.write_table(
+        pa.Table.from_pandas(fix, preserve_index=False),
+        tmp_path / "raw" / "year=2024" / "part-fix.parquet",
+    )
+    fixed = run_batch(spark_settings, spark=spark, now=NOW, run_id="fourth", **uris)
+    assert (fixed.mode, fixed.partitions_written) == ("incremental", [days[4].isoformat()])
+    corrected, _ = references["historical"](pd.concat([raw, fix]), today=NOW.date())
+    after = read_table(spark, uris["output_uri"])
+    references["assert_close"](
+        after.drop(columns="month"), corrected, keys=["symbol", "trade_date"]
+    )
+    live = {
+        str(p.relative_to(tmp_path / "processed"))
+        for p in (tmp_path / "processed").glob("month=*/*.parquet")
+    }
+    assert len(live) == len(
+        spark.read.format("delta").load(uris["output_uri"]).inputFiles()
+    ), "vacuum keeps only the files of the current version"
 
 
 def test_missing_input_and_missing_columns_fail_clearly(
@@ -254,4 +277,27 @@ def test_recompute_from_raw_realtime_matches_pandas(
     assert summary.windows_written == len(expected)
     references["assert_close"](
         actual.drop(columns="date"), expected, keys=["symbol", "window_start"]
+    )
+
+    # Incremental: unchanged raw input writes nothing; a new raw file with ticks early on
+    # 2024-01-03 recomputes that date only, and the result equals the reference over all ticks.
+    again = run_recompute(spark_settings, spark=spark, input_uri=f"file://{tmp_path}/raw",
+                          output_uri=f"file://{tmp_path}/out", run_id="r2")  # fmt: skip
+    assert (again.ticks_in, again.dates_written) == (0, [])
+    late = synthetic.ticks(
+        ["AAPL", "MSFT"], start=datetime(2024, 1, 3, 0, 20, tzinfo=UTC), count=40,
+        span=timedelta(minutes=30), seed=5,
+    )  # fmt: skip
+    late["kafka_offset"] = late["kafka_offset"] + 50_000
+    write_raw(late, tmp_path / "raw", partition="date=2024-01-03/hour=00-late")
+    third = run_recompute(spark_settings, spark=spark, input_uri=f"file://{tmp_path}/raw",
+                          output_uri=f"file://{tmp_path}/out", run_id="r3")  # fmt: skip
+    assert third.dates_written == ["2024-01-03"]
+    after = spark.read.parquet(f"file://{tmp_path}/out").toPandas()
+    for col in ("window_start", "window_end"):
+        after[col] = pd.to_datetime(after[col]).dt.tz_localize("UTC")
+    references["assert_close"](
+        after.drop(columns="date"),
+        references["windows"](pd.concat([ticks, late], ignore_index=True)),
+        keys=["symbol", "window_start"],
     )

@@ -161,10 +161,12 @@ class SparkSettings(BaseModel):
     driver_memory: str = "2g"
     executor_memory: str = "2g"
     shuffle_partitions: int = 4
-    # Connector coordinates pinned to Spark 4.0.1 / Scala 2.13 / Hadoop 3.4.1.
+    # Connector coordinates pinned to Spark 4.0.1 / Scala 2.13 / Hadoop 3.4.1; Delta Lake
+    # 4.0.1 (the pip delta-spark's jar, which brings delta-storage) for the processed tables.
     packages: tuple[str, ...] = (
         "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.1",
         "org.apache.hadoop:hadoop-aws:3.4.1",
+        "io.delta:delta-spark_2.13:4.0.1",
     )
     ivy_dir: Path | None = None
     extra_conf: dict[str, str] = Field(default_factory=dict)

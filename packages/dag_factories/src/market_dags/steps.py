@@ -122,10 +122,12 @@ def batch_steps(config: BatchPipelineConfig) -> list[Step]:
         Step(
             SPARK_BATCH,
             SPARK,
-            ("batch", "--since", start, "--until", "{{ ds }}", "--run-id", "{{ run_id }}"),
+            # Incremental: only trade dates whose raw files changed since the last commit.
+            ("batch", "--run-id", "{{ run_id }}"),
             image="spark",
             timeout=timedelta(minutes=45),
-            doc="Spark batch: raw/ → validated, deduplicated processed/ Parquet.",
+            doc="Spark batch: the trade dates whose raw/ input changed → validated, "
+            "deduplicated processed/historical (Delta).",
         ),
         Step(
             LOAD_HISTORICAL,

@@ -1,6 +1,7 @@
 """Bulk, idempotent, incremental-by-file loads from the processed zone into Snowflake.
 
-One load = list the dataset's objects → keep committed data files → connect → idempotent
+One load = the dataset's committed data files (a Delta table's from its log, see
+:mod:`market_loaders.delta_log`; a stream sink's from listing + ``_spark_metadata``) → connect → idempotent
 DDL → read the audit → decide per file → normalise the files to load into a few local
 Parquet files → PUT them on a temporary stage → ONE ``COPY INTO`` a transient staging table
 → ONE ``MERGE`` into the target → ONE array-bound audit insert.
@@ -40,7 +41,7 @@ from market_common.clients import (
 from market_common.logging import get_logger
 from market_common.runtime import utc_now
 from market_common.settings import MarketSettings
-from market_loaders import sql
+from market_loaders import delta_log, sql
 from market_loaders.audit import AuditRecord, plan_files
 from market_loaders.datasets import HISTORICAL, REALTIME, Dataset
 from market_loaders.errors import FileSchemaError, LoadFailedError
@@ -171,7 +172,7 @@ def load_dataset(
     client = s3 if s3 is not None else s3_client(settings)
     bucket = settings.s3.bucket
     root = f"{settings.s3.processed_prefix.strip('/')}/{dataset.subdir}/"
-    data = _discover(dataset, client, bucket, root, prefix, result)
+    data = _discover(dataset, settings, client, bucket, root, prefix, result)
 
     def attempt() -> None:
         _reset_counters(result)
@@ -208,9 +209,26 @@ def _reset_counters(result: LoadResult) -> None:
 
 
 def _discover(
-    dataset: Dataset, client: Any, bucket: str, root: str, prefix: str | None, result: LoadResult
+    dataset: Dataset,
+    settings: MarketSettings,
+    client: Any,
+    bucket: str,
+    root: str,
+    prefix: str | None,
+    result: LoadResult,
 ) -> list[ObjectInfo]:
-    """Committed data files under ``root`` (narrowed by ``prefix``), oldest first."""
+    """Committed data files under ``root`` (narrowed by ``prefix``), oldest first.
+
+    A Delta table's files come from its log (no listing of the data prefix); other
+    datasets are listed and, for stream sinks, filtered by ``_spark_metadata``.
+    """
+    if delta_log.is_delta_table(client, bucket, root):
+        version, live = delta_log.snapshot_files(settings, bucket, root)
+        narrowed = root + (prefix or "").lstrip("/")
+        data = [o for o in live if o.key.startswith(narrowed)]
+        log.info("delta snapshot", extra={"version": version, "files": len(data)})
+        result.files_seen = len(data)
+        return sorted(data, key=lambda o: (o.last_modified, o.key))
     listing = list_objects(client, bucket, root + (prefix or "").lstrip("/"))
     data = [o for o in listing if is_data_file(o.key[len(root) :])]
     if dataset.uses_commit_log:

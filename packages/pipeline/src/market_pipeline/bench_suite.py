@@ -96,6 +96,7 @@ def _cli(target: str, *args: str) -> list[str]:
 BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("ingest", lambda d: _cli("market_ingest.cli:app", "bench", "--output", str(d / "ingest")), ("ingest",)),
     Benchmark("spark", lambda d: ["-m", "market_spark", "bench", "--results-dir", str(d)], ("spark",)),
+    Benchmark("spark-s3a", lambda d: ["-m", "market_spark", "bench-s3a", "--results-dir", str(d)], ("spark_s3a",)),
     Benchmark("loader", lambda d: _cli("market_loaders.cli:app", "bench", "--out-dir", str(d)), ("warehouse",), repeat=3),
     Benchmark("dbt", lambda d: _cli("market_pipeline.cli:app", "bench-dbt", "--results-dir", str(d)), ("warehouse",)),
     Benchmark("dags", lambda d: ["-m", "market_dags.bench", "--results-dir", str(d)], ("dag_parse",)),
@@ -123,6 +124,10 @@ FIGURES: tuple[Figure, ...] = (
     Figure("Consumer → raw zone, 3 brokers", "kafka_3brokers", "ingest_3brokers", ("consumer", "rows_per_s"), "rows/s", None, "#17"),
     Figure("Spark batch, 2 workers (1 core, 1g each)", "spark_2workers", "spark_2workers", ("spark_batch_s",), "s", None, "#17"),
     Figure("Spark batch, 2 workers vs local[*] (time ratio)", "spark_2workers", "spark_2workers", ("ratio_2workers_to_local",), "x", None, "#17"),
+    Figure("s3a: Spark full rebuild vs DuckDB, same bucket (time ratio)", "spark-s3a", "spark_s3a", ("ratio_spark_to_duckdb",), "x", ("<=", 2.0), "#14"),
+    Figure("s3a incremental: Spark batch, one new trading day", "spark-s3a", "spark_s3a", ("incremental_s",), "s", ("<=", 30.0), "#14"),
+    Figure("s3a: loader, full history from the Delta log", "loader", "warehouse", ("loader", "s3a", "full_history_seconds"), "s", None, "#14"),
+    Figure("s3a incremental: loader, one new trading day", "loader", "warehouse", ("loader", "incremental", "seconds"), "s", ("<=", 10.0), "#14"),
     Figure("Bulk loader vs row-by-row MERGE", "loader", "warehouse", ("loader", "speedup"), "x", (">=", 100), "#5"),
     Figure("dbt build, 1.26M daily rows", "dbt", "warehouse", ("dbt_build", "dbt_build_seconds"), "s", None, "#5"),
     *(

@@ -1,155 +1,243 @@
 """``market-spark`` command line; also a ``spark-submit`` entry file.
 
-    market-spark batch [--since D] [--until D]
+    market-spark batch [--full | --since D --until D]
     market-spark stream [--trigger availableNow|processingTime] [--topic T]
     market-spark recompute [--since D] [--until D]
     market-spark bench [--years N] [--symbols N] [--ticks N]
+    market-spark bench-s3a [--years N] [--symbols N]
     spark-submit --packages <coords> packages/spark_jobs/src/market_spark/cli.py batch
 
-Each command prints its run summary as JSON on stdout; errors exit with status 2 and an
-actionable message.
+Each command prints its run summary as JSON on stdout. Exit codes
+(``market_common.exitcodes.ExitCode``): 0 ok; 1 the job failed (message on stderr);
+2 usage only (unknown option, bad date); 4 a service was unreachable (Maven Central/Ivy for
+the connector jars, the object store, Kafka).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
+from typing import Annotated, Any, Literal
 
+import typer
+
+from market_common.exitcodes import ExitCode
 from market_common.logging import configure_logging, get_logger
 from market_common.settings import MarketSettings, load_settings
-from market_spark.errors import SparkJobError
+from market_spark.errors import PackageResolutionError, SparkJobError
 
 log = get_logger("market_spark.cli")
 
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="market-spark", description=__doc__.split("\n")[0])
-    p.add_argument("--master", help="Spark master URL (default: settings.spark.master)")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    b = sub.add_parser("batch", help="raw/historical → processed/historical")
-    b.add_argument("--input", help="raw historical URI")
-    b.add_argument("--output", help="processed historical URI")
-    b.add_argument("--quarantine", help="quarantine URI")
-    b.add_argument("--since", type=date.fromisoformat, help="first trade_date (inclusive)")
-    b.add_argument("--until", type=date.fromisoformat, help="last trade_date (inclusive)")
-    b.add_argument("--run-id")
-
-    s = sub.add_parser("stream", help="Kafka realtime topic → processed/realtime windows")
-    s.add_argument("--topic", help="default: settings.kafka.realtime_topic")
-    s.add_argument("--trigger", choices=("availableNow", "processingTime"), default="availableNow")
-    s.add_argument("--interval", default="1 minute", help="processingTime trigger interval")
-    s.add_argument("--watermark", default="10 minutes", help="allowed event-time lateness")
-    s.add_argument("--max-offsets-per-trigger", type=int)
-    s.add_argument("--starting-offsets", default="earliest")
-    s.add_argument("--output", help="processed realtime URI")
-    s.add_argument("--quarantine", help="quarantine realtime URI")
-    s.add_argument("--checkpoint", help="checkpoint root URI (two queries below it)")
-    s.add_argument("--timeout-s", type=float, help="stop after this many seconds")
-    s.add_argument("--run-id")
-
-    r = sub.add_parser("recompute", help="raw/realtime → window metrics (backfill)")
-    r.add_argument("--input", help="raw realtime URI")
-    r.add_argument("--output", help="output URI (default processed/realtime_recompute)")
-    r.add_argument("--since", type=date.fromisoformat)
-    r.add_argument("--until", type=date.fromisoformat)
-    r.add_argument("--run-id")
-
-    bench = sub.add_parser("bench", help="Spark vs DuckDB batch + streaming throughput")
-    bench.add_argument("--years", type=int, default=10)
-    bench.add_argument("--symbols", type=int, default=500)
-    bench.add_argument("--ticks", type=int, default=1_000_000)
-    bench.add_argument("--work-dir", help="scratch directory (default: a temp dir)")
-    bench.add_argument("--results-dir", help="default: <repo>/benchmarks/results")
-    return p
+# Substrings of JVM errors that mean "could not reach the service", not "the job is wrong".
+_UNREACHABLE = (
+    "java.net.ConnectException",
+    "java.net.UnknownHostException",
+    "Connection refused",
+    "Unable to execute HTTP request",
+    "TimeoutException: Timed out waiting for a node assignment",
+)
 
 
-def _settings(args: argparse.Namespace) -> MarketSettings:
+def _date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+Since = Annotated[str | None, typer.Option(help="First trade date (inclusive), YYYY-MM-DD.")]
+Until = Annotated[str | None, typer.Option(help="Last trade date (inclusive), YYYY-MM-DD.")]
+RunId = Annotated[str | None, typer.Option("--run-id", help="Run id (default: generated).")]
+Uri = Annotated[str | None, typer.Option()]
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    master: Annotated[
+        str | None, typer.Option(help="Spark master URL (default: settings.spark.master).")
+    ] = None,
+) -> None:
     settings = load_settings()
-    if args.master:
+    if master:
         settings = settings.model_copy(
-            update={"spark": settings.spark.model_copy(update={"master": args.master})}
+            update={"spark": settings.spark.model_copy(update={"master": master})}
         )
-    return settings
+    configure_logging(settings.log_level, settings.log_format)
+    ctx.obj = settings
 
 
-def run(args: argparse.Namespace, settings: MarketSettings) -> str:
-    """Execute one parsed command; return the summary JSON."""
-    if args.command == "bench":
-        from market_spark import bench
+def _run(ctx: typer.Context, command: str, job: Callable[[MarketSettings, Any], str]) -> None:
+    """Start the session, run ``job``, print its JSON; map failures to exit codes."""
+    settings: MarketSettings = ctx.obj
+    try:
+        from market_spark.session import build_session
 
-        return bench.main(
-            settings,
-            years=args.years,
-            symbols=args.symbols,
-            ticks=args.ticks,
-            work_dir=args.work_dir,
-            results_dir=args.results_dir,
-        ).to_json()
+        spark = build_session(settings, app_name=f"market-spark-{command}")
+        print(job(settings, spark))
+    except PackageResolutionError as exc:
+        log.error("%s could not start: %s", command, exc)
+        raise typer.Exit(ExitCode.UNAVAILABLE) from exc
+    except SparkJobError as exc:
+        log.error("%s failed: %s", command, exc)
+        raise typer.Exit(ExitCode.FAILED) from exc
+    except Exception as exc:
+        if any(marker in str(exc) for marker in _UNREACHABLE):
+            log.error("%s: a service is unreachable: %s", command, str(exc)[:500])
+            raise typer.Exit(ExitCode.UNAVAILABLE) from exc
+        raise
 
-    from market_spark.session import build_session
 
-    spark = build_session(settings, app_name=f"market-spark-{args.command}")
-    if args.command == "batch":
+@app.command()
+def batch(
+    ctx: typer.Context,
+    input: Annotated[str | None, typer.Option("--input", help="Raw historical URI.")] = None,
+    output: Annotated[str | None, typer.Option(help="Processed historical URI.")] = None,
+    quarantine: Annotated[str | None, typer.Option(help="Quarantine URI.")] = None,
+    since: Since = None,
+    until: Until = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Rebuild the whole table (default: incremental).")
+    ] = False,
+    run_id: RunId = None,
+) -> None:
+    """raw/historical → processed/historical (Delta): only trade dates whose raw input changed."""
+    first, last = _date(since), _date(until)
+    if full and (first or last):
+        raise typer.BadParameter("--full rebuilds everything; drop --since/--until")
+
+    def job(settings: MarketSettings, spark: Any) -> str:
         from market_spark.batch import run_batch
 
         return run_batch(
-            settings,
-            spark=spark,
-            input_uri=args.input,
-            output_uri=args.output,
-            quarantine_uri=args.quarantine,
-            since=args.since,
-            until=args.until,
-            run_id=args.run_id,
-        ).to_json()
-    if args.command == "stream":
+            settings, spark=spark, input_uri=input, output_uri=output,
+            quarantine_uri=quarantine, since=first, until=last, full=full, run_id=run_id,
+        ).to_json()  # fmt: skip
+
+    _run(ctx, "batch", job)
+
+
+@app.command()
+def stream(
+    ctx: typer.Context,
+    topic: Annotated[
+        str | None, typer.Option(help="Default: settings.kafka.realtime_topic.")
+    ] = None,
+    trigger: Annotated[str, typer.Option(help="availableNow or processingTime.")] = "availableNow",
+    interval: Annotated[str, typer.Option(help="processingTime trigger interval.")] = "1 minute",
+    watermark: Annotated[str, typer.Option(help="Allowed event-time lateness.")] = "10 minutes",
+    max_offsets_per_trigger: Annotated[int | None, typer.Option()] = None,
+    starting_offsets: Annotated[str, typer.Option()] = "earliest",
+    output: Annotated[str | None, typer.Option(help="Processed realtime URI.")] = None,
+    quarantine: Annotated[str | None, typer.Option(help="Quarantine realtime URI.")] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="Checkpoint root URI.")] = None,
+    timeout_s: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    run_id: RunId = None,
+) -> None:
+    """Kafka realtime topic → processed/realtime windows."""
+    if trigger not in ("availableNow", "processingTime"):
+        raise typer.BadParameter("--trigger must be availableNow or processingTime")
+    mode: Literal["availableNow", "processingTime"] = (
+        "availableNow" if trigger == "availableNow" else "processingTime"
+    )
+
+    def job(settings: MarketSettings, spark: Any) -> str:
         from market_spark.stream import StreamPaths, run_stream
 
         default = StreamPaths.from_settings(settings)
         paths = StreamPaths(
-            output=args.output or default.output,
-            quarantine=args.quarantine or default.quarantine,
-            checkpoint=args.checkpoint or default.checkpoint,
+            output=output or default.output,
+            quarantine=quarantine or default.quarantine,
+            checkpoint=checkpoint or default.checkpoint,
         )
         return run_stream(
-            settings,
-            spark=spark,
-            topic=args.topic,
-            trigger=args.trigger,
-            interval=args.interval,
-            watermark=args.watermark,
-            max_offsets_per_trigger=args.max_offsets_per_trigger,
-            starting_offsets=args.starting_offsets,
-            paths=paths,
-            run_id=args.run_id,
-            timeout_s=args.timeout_s,
-        ).to_json()
-    from market_spark.recompute import run_recompute
+            settings, spark=spark, topic=topic, trigger=mode, interval=interval,
+            watermark=watermark, max_offsets_per_trigger=max_offsets_per_trigger,
+            starting_offsets=starting_offsets, paths=paths, run_id=run_id, timeout_s=timeout_s,
+        ).to_json()  # fmt: skip
 
-    return run_recompute(
-        settings,
-        spark=spark,
-        input_uri=args.input,
-        output_uri=args.output,
-        since=args.since,
-        until=args.until,
-        run_id=args.run_id,
-    ).to_json()
+    _run(ctx, "stream", job)
+
+
+@app.command()
+def recompute(
+    ctx: typer.Context,
+    input: Annotated[str | None, typer.Option("--input", help="Raw realtime URI.")] = None,
+    output: Annotated[
+        str | None, typer.Option(help="Default processed/realtime_recompute.")
+    ] = None,
+    since: Since = None,
+    until: Until = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Recompute every date (default: incremental).")
+    ] = False,
+    run_id: RunId = None,
+) -> None:
+    """raw/realtime → window metrics: the dates whose raw ticks changed (or a range, or all)."""
+    first, last = _date(since), _date(until)
+    if full and (first or last):
+        raise typer.BadParameter("--full recomputes everything; drop --since/--until")
+
+    def job(settings: MarketSettings, spark: Any) -> str:
+        from market_spark.recompute import run_recompute
+
+        return run_recompute(
+            settings, spark=spark, input_uri=input, output_uri=output,
+            since=first, until=last, full=full, run_id=run_id,
+        ).to_json()  # fmt: skip
+
+    _run(ctx, "recompute", job)
+
+
+@app.command()
+def bench(
+    ctx: typer.Context,
+    years: int = 10,
+    symbols: int = 500,
+    ticks: int = 1_000_000,
+    work_dir: Annotated[str | None, typer.Option(help="Scratch dir (default: temp).")] = None,
+    results_dir: Annotated[
+        str | None, typer.Option(help="Default <repo>/benchmarks/results.")
+    ] = None,
+) -> None:
+    """Spark vs DuckDB batch (local files) + streaming throughput."""
+    from market_spark import bench as benchmarks
+
+    print(
+        benchmarks.main(
+            ctx.obj, years=years, symbols=symbols, ticks=ticks,
+            work_dir=work_dir, results_dir=results_dir,
+        ).to_json()  # fmt: skip
+    )
+
+
+@app.command("bench-s3a")
+def bench_s3a(
+    ctx: typer.Context,
+    years: int = 10,
+    symbols: int = 500,
+    results_dir: Annotated[
+        str | None, typer.Option(help="Default <repo>/benchmarks/results.")
+    ] = None,
+) -> None:
+    """Spark batch through S3A (layouts compared, full + incremental day) vs DuckDB, same bucket."""
+    from market_spark import bench_s3a as benchmark
+
+    print(benchmark.main(ctx.obj, years=years, symbols=symbols, results_dir=results_dir).to_json())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    settings = _settings(args)
-    configure_logging(settings.log_level, settings.log_format)
+    """Console-script entry: run the typer app and return its exit code (for ``sys.exit``)."""
     try:
-        print(run(args, settings))
-    except SparkJobError as exc:
-        log.error("%s failed: %s", args.command, exc)
-        return 2
-    return 0
+        app(args=list(argv) if argv is not None else None, prog_name="market-spark")
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else int(ExitCode.FAILED)
+    return int(ExitCode.OK)
 
 
 if __name__ == "__main__":

@@ -84,27 +84,73 @@ def _ivy_settings_file(home: Path) -> Path:
     return path
 
 
+# S3A tuning for MinIO/S3, each value with its reason. Writes of the historical table go
+# through Delta (files written in place, one log PUT to commit: no rename-based committer is
+# involved); the stream's file sink also writes in place and commits through _spark_metadata.
+S3A_TUNING: Mapping[str, str] = {
+    # Fail fast against a stopped MinIO instead of retrying for minutes.
+    "fs.s3a.attempts.maximum": "3",
+    "fs.s3a.retry.limit": "3",
+    # Upload buffering: part files are KB..MB; buffering them off-heap skips a round trip
+    # through local disk ("disk" is the default) and bounded active blocks cap that memory.
+    "fs.s3a.fast.upload.buffer": "bytebuffer",
+    "fs.s3a.fast.upload.active.blocks": "4",
+    "fs.s3a.multipart.size": "64M",
+    # Connection pool: two cores run two tasks, each with a reader and an uploader plus
+    # Delta's log listing; 32 sockets keep all of them busy without queueing, and the pool
+    # must exceed the thread pool below so a thread never waits for a socket.
+    "fs.s3a.connection.maximum": "32",
+    "fs.s3a.threads.max": "16",
+    # Committer: the classic FileOutputCommitter's task/job renames are copies on S3. The
+    # outputs that still use it (quarantine and recompute Parquet) are small; "magic" needs
+    # spark-hadoop-cloud's commit protocol, which cannot do dynamic partition overwrite.
+    "fs.s3a.committer.name": "file",
+    "mapreduce.fileoutputcommitter.algorithm.version": "1",
+    # Parquet reads are footer + column-chunk seeks: ranged GETs, not one sequential stream.
+    "fs.s3a.experimental.input.fadvise": "random",
+}
+
+# Hadoop's key names for the S3A secrets: set only in the running JVM's configuration
+# (never as --conf, which pyspark puts on spark-submit's and the JVM's command line,
+# readable by every local user in /proc/<pid>/cmdline).
+S3A_SECRET_KEYS = ("fs.s3a.access.key", "fs.s3a.secret.key")
+
+
 def s3a_conf(settings: MarketSettings) -> dict[str, str]:
-    """Hadoop ``fs.s3a.*`` options (without the ``spark.hadoop.`` prefix)."""
+    """Hadoop ``fs.s3a.*`` options without secrets (and without the ``spark.hadoop.`` prefix).
+
+    The credentials are not in here: :func:`s3a_secrets` gives them, and
+    :func:`build_session` sets them on the live Hadoop configuration after the JVM started.
+    """
     s3 = settings.s3
     conf = {
         "fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
         "fs.s3a.path.style.access": str(s3.path_style).lower(),
         "fs.s3a.endpoint.region": s3.region,
-        # Fail fast against a stopped MinIO instead of retrying for minutes.
-        "fs.s3a.attempts.maximum": "3",
-        "fs.s3a.retry.limit": "3",
+        **S3A_TUNING,
     }
     if s3.endpoint_url:
         conf["fs.s3a.endpoint"] = s3.endpoint_url
         conf["fs.s3a.connection.ssl.enabled"] = str(s3.endpoint_url.startswith("https")).lower()
     if s3.access_key_id and s3.secret_access_key:
-        conf["fs.s3a.access.key"] = s3.access_key_id.get_secret_value()
-        conf["fs.s3a.secret.key"] = s3.secret_access_key.get_secret_value()
         conf["fs.s3a.aws.credentials.provider"] = (
             "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
         )
     return conf
+
+
+def s3a_secrets(settings: MarketSettings) -> dict[str, str]:
+    """The S3A access/secret key pair from settings (empty without static credentials)."""
+    s3 = settings.s3
+    if not (s3.access_key_id and s3.secret_access_key):
+        return {}
+    return dict(
+        zip(
+            S3A_SECRET_KEYS,
+            (s3.access_key_id.get_secret_value(), s3.secret_access_key.get_secret_value()),
+            strict=True,
+        )
+    )
 
 
 def session_conf(
@@ -127,6 +173,14 @@ def session_conf(
         # storage.conform turns the epoch nanos back into timestamps.
         "spark.sql.legacy.parquet.nanosAsLong": "true",
         "spark.ui.enabled": str(ui_enabled).lower(),
+        # Nobody may kill jobs or stages from the UI: it has no authentication here.
+        "spark.ui.killEnabled": "false",
+        # Delta Lake: the historical table commits through its _delta_log (no renames).
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # Loaders read a table's data files whole (listed by its log): a deletion vector
+        # would hide rows they cannot see, so replaced rows are rewritten, never masked.
+        "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
         "spark.ui.showConsoleProgress": "false",
         # run summaries read all progress of an availableNow run, not only the last 100.
         "spark.sql.streaming.numRecentProgressUpdates": "10000",
@@ -139,7 +193,8 @@ def session_conf(
         # The Kafka connector's pom pulls the Hadoop client jars pyspark already bundles.
         conf["spark.jars.excludes"] = ",".join(BUNDLED_EXCLUDES)
     if sp.master.startswith("local"):
-        # Keep the driver on loopback: the VM's outward interface is not ours to use.
+        # Keep the driver, and with it the Spark UI (it binds to spark.driver.bindAddress),
+        # on loopback: the VM's outward interface is not ours to use.
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
     conf.update({f"spark.hadoop.{k}": v for k, v in s3a_conf(settings).items()})
@@ -188,7 +243,9 @@ def build_session(
             "points to Java 17."
         ) from exc
     hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
-    for key, value in s3a_conf(settings).items():
+    # Secrets go into the live configuration only (no command line, no SparkConf); jobs ship
+    # this configuration to their tasks, so executors on a cluster get them too.
+    for key, value in (s3a_conf(settings) | s3a_secrets(settings)).items():
         hadoop_conf.set(key, value)
     if external_jvm:
         _warn_missing_packages(spark, wanted_packages)

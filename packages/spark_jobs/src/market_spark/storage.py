@@ -41,9 +41,15 @@ def conform(df: DataFrame, schema: StructType, *, where: str) -> DataFrame:
     return df.select(*cols)
 
 
-def read_parquet(spark: SparkSession, uri: str, schema: StructType) -> DataFrame:
-    """Parquet under ``uri`` (Hive-style partition directories allowed), conformed to schema."""
+def read_parquet(
+    spark: SparkSession, uri: str, schema: StructType, *, years: list[int] | None = None
+) -> DataFrame:
+    """Parquet under ``uri`` (Hive-style partition directories allowed), conformed to schema.
+
+    ``years`` prunes ``year=`` partition directories (the raw zone's layout) when present.
+    """
     from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
 
     try:
         df = spark.read.option("basePath", uri).parquet(uri)
@@ -54,6 +60,8 @@ def read_parquet(spark: SparkSession, uri: str, schema: StructType) -> DataFrame
                 "right --input"
             ) from exc
         raise
+    if years is not None and "year" in df.columns:
+        df = df.where(F.col("year").isin(*years))
     return conform(df, schema, where=uri)
 
 

@@ -19,7 +19,8 @@ def new_run_id(now: datetime | None = None) -> str:
 class BatchSummary:
     """What one historical batch run read, wrote and quarantined.
 
-    ``rows_in = rows_out + duplicates_removed + sum(quarantined.values())``.
+    ``rows_in = rows_out + duplicates_removed + sum(quarantined.values())``;
+    ``partitions_written``: the trade dates replaced; ``mode``: full, incremental or range.
     """
 
     run_id: str
@@ -34,6 +35,7 @@ class BatchSummary:
     started_at: str
     finished_at: str
     duration_s: float
+    mode: str = "full"
 
     @property
     def rows_quarantined(self) -> int:
