@@ -2,8 +2,9 @@
 
 Exit codes: 0 ok (also: the idempotency key was already produced, nothing sent); 1 records
 not delivered / dead letters not acknowledged; 2 usage or source error (e.g. Yahoo
-unreachable) or run ledger unreadable (nothing sent); 130 interrupted by SIGINT/SIGTERM (after a clean
-flush and close).
+unreachable) or run ledger unreadable (nothing sent); 5 (``ExitCode.REJECTED``) every record
+was dead-lettered (the top reasons and their fix are printed); 130 interrupted by
+SIGINT/SIGTERM (after a clean flush and close).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from market_common.exitcodes import ExitCode
 from market_common.logging import configure_logging
 from market_common.settings import MarketSettings, load_settings
 from market_ingest.errors import IngestError
@@ -47,7 +49,10 @@ UniverseOpt = Annotated[
 ]
 SourceOpt = Annotated[
     str | None,
-    typer.Option(help="synthetic | yfinance | replay (default: MARKET_SOURCE, else synthetic)."),
+    typer.Option(
+        help="synthetic | yfinance | replay | alphavantage (key: MARKET_ALPHAVANTAGE_API_KEY; "
+        "default: MARKET_SOURCE, else synthetic)."
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the synthetic source.")]
 TopicOpt = Annotated[str | None, typer.Option(help="Override the target topic.")]
@@ -71,10 +76,24 @@ def _settings() -> MarketSettings:
     return settings
 
 
-def _symbols(settings: MarketSettings, symbols: str | None, universe: int | None) -> list[str]:
+def _symbols(
+    settings: MarketSettings, symbols: str | None, universe: int | None, src: Source
+) -> list[str]:
+    """--universe, else --symbols, else the replay files' own tickers, else settings.symbols.
+
+    A replay of the user's own files must not dead-letter every row of tickers that are
+    not in the default list: without --symbols its universe is what the files hold.
+    """
     if universe:
         return benchmark_universe(universe)
-    return [s for s in (symbols or "").split(",") if s.strip()] or list(settings.symbols)
+    chosen = [s for s in (symbols or "").split(",") if s.strip()]
+    if chosen:
+        return chosen
+    from market_ingest.sources.replay import ReplaySource
+
+    if isinstance(src, ReplaySource):
+        return src.symbols() or list(settings.symbols)
+    return list(settings.symbols)
 
 
 def _source(
@@ -109,7 +128,25 @@ def _finish(summary: dict[str, object], *, ok: bool, interrupted: bool = False) 
     if interrupted:
         raise typer.Exit(130)
     if not ok:
-        raise typer.Exit(1)
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _finish_produce(result: ProduceResult) -> None:
+    """The summary line, then REJECTED when every record went to the DLQ (with the fix)."""
+    from market_ingest.rejections import AllRecordsRejectedError, check_not_all_rejected
+
+    try:
+        check_not_all_rejected(
+            result.kind,
+            records=result.records,
+            dead_lettered=result.dead_lettered,
+            reasons=result.reasons,
+        )
+    except AllRecordsRejectedError as exc:
+        typer.echo(json.dumps(result.summary(), default=str))
+        console.print(f"[red]{exc}")
+        raise typer.Exit(int(ExitCode.REJECTED)) from exc
+    _finish(result.summary(), ok=result.ok, interrupted=result.interrupted)
 
 
 @app.command()
@@ -136,8 +173,8 @@ def backfill(
 
     settings = _settings()
     try:
-        syms = _symbols(settings, symbols, universe)
         src = _source(settings, source, seed, replay_path)
+        syms = _symbols(settings, symbols, universe, src)
         with stop_on_signals() as stop, _progress() as bar:
             task = bar.add_task(f"backfill {src.name}", total=None, rate="")
 
@@ -165,7 +202,7 @@ def backfill(
     _report_ledger_hit(result)
     if result.records == 0:
         console.print("[yellow]the source returned no records for this range")
-    _finish(result.summary(), ok=result.ok, interrupted=result.interrupted)
+    _finish_produce(result)
 
 
 @app.command()
@@ -191,8 +228,8 @@ def stream(
         raise typer.BadParameter("--clock must be simulated or wall")
     settings = _settings()
     try:
-        syms = _symbols(settings, symbols, universe)
         src = _source(settings, source, seed, replay_path)
+        syms = _symbols(settings, symbols, universe, src)
         with stop_on_signals() as stop:
             result = run_stream(
                 settings,
@@ -208,7 +245,7 @@ def stream(
         console.print(f"[red]{type(exc).__name__}: {exc}")
         raise typer.Exit(2) from exc
     _report_ledger_hit(result)
-    _finish(result.summary(), ok=result.ok, interrupted=result.interrupted)
+    _finish_produce(result)
 
 
 @app.command()
