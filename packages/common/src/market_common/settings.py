@@ -200,7 +200,7 @@ class MarketSettings(BaseSettings):
     log_format: Literal["json", "console"] = "console"
     # Comma-separated in the environment (MARKET_SYMBOLS=AAPL,MSFT), a list in code.
     symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
-    source: Literal["synthetic", "yfinance", "replay"] = "synthetic"
+    source: Literal["synthetic", "yfinance", "replay", "alphavantage"] = "synthetic"
     stack: StackSettings = Field(default_factory=StackSettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
