@@ -38,7 +38,9 @@ def batch_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fakes
             # On a loaded machine the connector may re-send a slow multi-row INSERT after
             # its request timeout, and fakesnow applies both: keep one copy of each row.
             table = f"{BATCH_DB}.PUBLIC.DAILY_STOCK_METRICS"
-            connection.cursor().execute(f"create or replace table {table} as select distinct * from {table}")
+            connection.cursor().execute(
+                f"create or replace table {table} as select distinct * from {table}"
+            )
         assert server.query(f"select count(*) as n from {table}")["n"].item() == len(daily)
         project = copy_project(tmp_path_factory.mktemp("partial") / "dbt")
         yield server, project.project_dir

@@ -99,12 +99,16 @@ def _source(base_url: str, clock: FakeTime, **kwargs: object) -> AlphaVantageSou
 
 def test_daily_bars_match_the_recorded_series_and_pass_the_contract(server: str) -> None:
     clock = FakeTime()
-    frames = list(_source(server, clock).daily_bars(["IBM", "MSFT"], date(2024, 5, 1), date(2024, 5, 31)))
+    frames = list(
+        _source(server, clock).daily_bars(["IBM", "MSFT"], date(2024, 5, 1), date(2024, 5, 31))
+    )
     bars = pd.concat(frames, ignore_index=True)
 
     recorded = json.loads((DATA / "TIME_SERIES_DAILY_IBM.json").read_text())["Time Series (Daily)"]
     may = {d: v for d, v in recorded.items() if d.startswith("2024-05")}
-    ibm = bars[bars["symbol"] == "IBM"].set_index(bars.loc[bars["symbol"] == "IBM", "trade_date"].dt.strftime("%Y-%m-%d"))
+    ibm = bars[bars["symbol"] == "IBM"].set_index(
+        bars.loc[bars["symbol"] == "IBM", "trade_date"].dt.strftime("%Y-%m-%d")
+    )
     assert sorted(ibm.index) == sorted(may), "every May bar, nothing outside the range"
     for day, values in may.items():
         assert ibm.loc[day, "close"] == float(values["4. close"])
@@ -129,13 +133,17 @@ def test_intraday_becomes_ticks_of_the_last_regular_session_in_utc(server: str) 
     recorded = json.loads((DATA / "TIME_SERIES_INTRADAY_IBM.json").read_text())
     first = recorded["Time Series (1min)"]["2024-05-31 09:30:00"]
     assert ticks["price"].iloc[0] == float(first["4. close"])
-    checked = validate_frame("tick", ticks.assign(schema_version=1), now=datetime(2024, 6, 1, tzinfo=UTC))
+    checked = validate_frame(
+        "tick", ticks.assign(schema_version=1), now=datetime(2024, 6, 1, tzinfo=UTC)
+    )
     assert not checked.rejects
 
 
 def test_rate_limit_note_is_retried_with_backoff(server: str) -> None:
     clock = FakeTime()
-    bars = pd.concat(_source(server, clock).daily_bars(["LIMITEDIBM"], date(2024, 5, 1), date(2024, 5, 31)))
+    bars = pd.concat(
+        _source(server, clock).daily_bars(["LIMITEDIBM"], date(2024, 5, 1), date(2024, 5, 31))
+    )
     assert len(bars) > 0 and len(Recorded.requests) == 2, "one refused call, one retry"
     assert sum(clock.sleeps) >= 12.0, "the retry backed off at least one free-tier interval"
 

@@ -186,7 +186,9 @@ class AlphaVantageSource:
             )
             if series.empty:
                 continue
-            window = series[(series.index >= pd.Timestamp(start)) & (series.index <= pd.Timestamp(end))]
+            window = series[
+                (series.index >= pd.Timestamp(start)) & (series.index <= pd.Timestamp(end))
+            ]
             yield pd.DataFrame(
                 {
                     "symbol": symbol,
