@@ -181,10 +181,9 @@ def run(
     Re-running is safe: steps whose inputs did not change are skipped (run state in
     <state_dir>/pipeline/run_state.json).
     """
+    from market_ingest.rejections import AllRecordsRejectedError
     from market_pipeline.run import PipelineError, run_pipeline
     from market_pipeline.summary import print_summary
-
-    from market_ingest.rejections import AllRecordsRejectedError
 
     _setup(verbose)
     options = _options(
