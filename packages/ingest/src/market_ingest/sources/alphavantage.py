@@ -216,7 +216,7 @@ class AlphaVantageSource:
             series = self._series(symbol, "TIME_SERIES_INTRADAY", interval="1min")
             if series.empty:
                 continue
-            local = series.index.tz_localize(NEW_YORK)
+            local = pd.DatetimeIndex(series.index).tz_localize(NEW_YORK)
             day = local[-1].date()
             opens_at = pd.Timestamp(session_bounds(day)[0])
             keep = (local.date == day) & (local >= opens_at)

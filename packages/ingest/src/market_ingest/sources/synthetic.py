@@ -94,10 +94,14 @@ def reference_table() -> ReferenceTable:
     return ReferenceTable(
         as_of=date.fromisoformat(str(dates[0])),
         levels={
-            str(row.symbol): ReferenceLevel(
-                float(row.close), float(row.annual_volatility), float(row.avg_daily_volume)
+            str(symbol): ReferenceLevel(float(close), float(volatility), float(volume))
+            for symbol, close, volatility, volume in zip(
+                frame["symbol"].tolist(),
+                frame["close"].tolist(),
+                frame["annual_volatility"].tolist(),
+                frame["avg_daily_volume"].tolist(),
+                strict=True,
             )
-            for row in frame.itertuples(index=False)
         },
     )
 
