@@ -1,5 +1,6 @@
 with daily_stock_metrics as (
-    select * from {{ source('batch', 'daily_stock_metrics') }}
+    -- An absent source (a partial deployment) reads as zero rows: macros/source_or_empty.sql.
+    select * from {{ source_or_empty('batch', 'daily_stock_metrics') }}
 ),
 
 renamed as (

@@ -1,5 +1,6 @@
 with realtime_stock_analytics as (
-    select * from {{ source('stream', 'realtime_stock_analytics') }}
+    -- An absent source (a partial deployment) reads as zero rows: macros/source_or_empty.sql.
+    select * from {{ source_or_empty('stream', 'realtime_stock_analytics') }}
 ),
 
 renamed as (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -74,11 +75,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def fakesnow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fakesnow]:
-    """fakesnow on a free loopback port with its own data dir, stopped after the session."""
+@contextlib.contextmanager
+def running_fakesnow(data_dir: Path) -> Iterator[Fakesnow]:
+    """fakesnow on a free loopback port with its own data dir, stopped on exit."""
     port = _free_port()
-    data_dir = tmp_path_factory.mktemp("fakesnow")
     log = (data_dir / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "fakesnow", "-s", "--host", "127.0.0.1", "-p", str(port),
@@ -86,7 +86,7 @@ def fakesnow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fakesnow]:
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded 2-core CI machine starts it slowly
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -100,6 +100,13 @@ def fakesnow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fakesnow]:
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def fakesnow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fakesnow]:
+    """The session's private fakesnow."""
+    with running_fakesnow(tmp_path_factory.mktemp("fakesnow")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

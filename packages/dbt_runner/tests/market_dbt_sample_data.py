@@ -134,13 +134,17 @@ def _insert(cursor: Any, table: str, frame: pd.DataFrame, chunk: int = 2000) -> 
         )
 
 
-def load_sources(connection: Any, daily: pd.DataFrame, realtime: pd.DataFrame) -> None:
-    """(Re)create both loader tables and fill them with the given frames."""
+def load_sources(
+    connection: Any, daily: pd.DataFrame | None, realtime: pd.DataFrame | None
+) -> None:
+    """(Re)create the loader tables of the given frames and fill them; ``None`` skips one."""
     cursor = connection.cursor()
     for db, ddl, table, frame in (
         (BATCH_DB, BATCH_DDL, "DAILY_STOCK_METRICS", daily),
         (STREAM_DB, STREAM_DDL, "REALTIME_STOCK_ANALYTICS", realtime),
     ):
+        if frame is None:
+            continue
         cursor.execute(f"create database if not exists {db}")
         cursor.execute(f"create schema if not exists {db}.PUBLIC")
         cursor.execute(f"drop table if exists {db}.PUBLIC.{table}")

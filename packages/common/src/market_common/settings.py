@@ -229,7 +229,7 @@ class MarketSettings(BaseSettings):
     log_format: Literal["json", "console"] = "console"
     # Comma-separated in the environment (MARKET_SYMBOLS=AAPL,MSFT), a list in code.
     symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
-    source: Literal["synthetic", "yfinance", "replay"] = "synthetic"
+    source: Literal["synthetic", "yfinance", "replay", "alphavantage"] = "synthetic"
     # Trading calendar of replayed data (exchange_calendars code: XNYS, 24/5 for FX, 24/7 for
     # crypto); unset: XNYS. The synthetic and yfinance sources always trade NYSE days.
     calendar: str | None = None

@@ -1,61 +1,148 @@
-"""``market-dbt``: build, export docs, or run slim CI for a pull request."""
+"""``market-dbt``: build, export docs, or run slim CI for a pull request.
+
+``market-dbt build`` forwards every option it does not know itself to ``dbt build``
+(``market-dbt build --select +mart_stock_performance --fail-fast``), and streams dbt's
+per-node lines as dbt writes them (``--quiet`` for none, ``--json`` for one JSON summary
+on stdout). Exit codes are ``market_common.exitcodes.ExitCode``: 0 ok, 1 a model or the
+run failed, 2 usage (unknown ``market-dbt`` option, bad value), 6 only data tests failed.
+"""
 
 from __future__ import annotations
 
-import argparse
+import json
 import sys
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Annotated
 
-from market_common.settings import load_settings
+import typer
+
+from market_common.exitcodes import ExitCode
+from market_common.settings import MarketSettings, load_settings
 from market_dbt.docs import export_docs
-from market_dbt.errors import DbtError
+from market_dbt.errors import DbtError, DbtRunError
 from market_dbt.runner import DbtRunner
 from market_dbt.slim_ci import run_slim_ci
 
+# Options not declared below are dbt's: keep them (and their values) for dbt.
+PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="market-dbt", description=__doc__)
-    parser.add_argument("--target", help="dbt target (default: MARKET_DBT__TARGET or local)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("build", help="dbt build; extra arguments go to dbt")
-    build.add_argument("dbt_args", nargs=argparse.REMAINDER)
-    docs = commands.add_parser("docs-export", help="model/column descriptions as JSON")
-    docs.add_argument("--generate", action="store_true", help="run `dbt docs generate` first")
-    docs.add_argument("--manifest", type=Path, help="default: <project>/target/manifest.json")
-    docs.add_argument("--out", type=Path, default=Path("dbt_docs.json"))
-    slim = commands.add_parser("slim-ci", help="build state:modified+ into PR_<n>, then drop it")
-    slim.add_argument("--state", type=Path, required=True, help="dir with prod manifest.json")
-    slim.add_argument("--pr", type=int, required=True, help="pull request number")
-    slim.add_argument("--keep-schema", action="store_true", help="skip the final drop")
-    return parser
+app = typer.Typer(
+    help=(
+        "Run the platform's dbt project. Unknown options after a command go to dbt. Exit "
+        "codes: 0 ok, 1 failed, 2 usage, 6 only data tests failed."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not stream dbt's output.")]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON summary on stdout (implies --quiet)."),
+]
+
+
+def _settings(ctx: typer.Context) -> MarketSettings:
+    settings: MarketSettings = ctx.obj
+    return settings
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    target: Annotated[
+        str | None, typer.Option(help="dbt target (default: MARKET_DBT__TARGET or local).")
+    ] = None,
+) -> None:
+    settings = load_settings()
+    if target:
+        settings.dbt.target = target
+    ctx.obj = settings
+
+
+def _echo_line(quiet: bool) -> Callable[[str], None] | None:
+    return None if quiet else typer.echo
+
+
+def _exit_for(error: DbtError) -> ExitCode:
+    """QUALITY when every failure is a data test that ran and failed, else FAILED."""
+    failures = error.failures if isinstance(error, DbtRunError) else []
+    tests_only = all(
+        f.unique_id.startswith(("test.", "unit_test.")) and f.status == "fail" for f in failures
+    )
+    return ExitCode.QUALITY if failures and tests_only else ExitCode.FAILED
+
+
+def _fail(error: DbtError) -> typer.Exit:
+    typer.echo(str(error), err=True)
+    return typer.Exit(int(_exit_for(error)))
+
+
+@app.command(context_settings=PASSTHROUGH)
+def build(ctx: typer.Context, quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
+    """``dbt build`` with every extra option forwarded (``--select``, ``--exclude``, …)."""
+    dbt_args = [a for a in ctx.args if a != "--"]  # `market-dbt build -- --select x` too
+    try:
+        runner = DbtRunner.from_settings(_settings(ctx))
+        result = runner.invoke("build", *dbt_args, on_line=_echo_line(quiet or as_json))
+    except DbtError as error:
+        raise _fail(error) from error
+    statuses = Counter(r["status"] for r in result.results)
+    if as_json:
+        summary = {"command": "build", "args": dbt_args, "nodes": len(result.results)}
+        typer.echo(json.dumps({**summary, "statuses": dict(sorted(statuses.items()))}))
+    else:
+        typer.echo(f"built {len(result.results)} nodes", err=True)
+
+
+@app.command("docs-export")
+def docs_export(
+    ctx: typer.Context,
+    generate: Annotated[bool, typer.Option(help="Run `dbt docs generate` first.")] = False,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Default: <project>/target/manifest.json.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON.")] = Path("dbt_docs.json"),
+    quiet: QuietOpt = False,
+) -> None:
+    """Model and column descriptions as JSON (for the report and the docs site)."""
+    try:
+        runner = DbtRunner.from_settings(_settings(ctx))
+        if generate:
+            runner.invoke("docs", "generate", on_line=_echo_line(quiet))
+        docs = export_docs(manifest or runner.project.target_dir / "manifest.json", out)
+    except DbtError as error:
+        raise _fail(error) from error
+    typer.echo(f"wrote {len(docs['models'])} models to {out}")
+
+
+@app.command("slim-ci")
+def slim_ci(
+    ctx: typer.Context,
+    state: Annotated[Path, typer.Option(help="Directory with the prod manifest.json.")],
+    pr: Annotated[int, typer.Option(help="Pull request number.")],
+    keep_schema: Annotated[bool, typer.Option(help="Skip the final drop.")] = False,
+) -> None:
+    """Build state:modified+ into PR_<n>, then drop it."""
+    try:
+        runner = DbtRunner.from_settings(_settings(ctx))
+        slim = run_slim_ci(runner, state_dir=state, pr_number=pr, keep_schema=keep_schema)
+    except DbtError as error:
+        raise _fail(error) from error
+    typer.echo(f"{slim.schema}: built {', '.join(slim.built_nodes) or 'nothing'}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    settings = load_settings()
-    if args.target:
-        settings.dbt.target = args.target
+    """The console script: run the app on ``argv`` (default ``sys.argv[1:]``), return its code."""
     try:
-        runner = DbtRunner.from_settings(settings)
-        if args.command == "build":
-            result = runner.invoke("build", *args.dbt_args)
-            print(f"built {len(result.results)} nodes")
-        elif args.command == "docs-export":
-            if args.generate:
-                runner.invoke("docs", "generate")
-            manifest = args.manifest or runner.project.target_dir / "manifest.json"
-            docs = export_docs(manifest, args.out)
-            print(f"wrote {len(docs['models'])} models to {args.out}")
-        else:
-            slim = run_slim_ci(
-                runner, state_dir=args.state, pr_number=args.pr, keep_schema=args.keep_schema
-            )
-            print(f"{slim.schema}: built {', '.join(slim.built_nodes) or 'nothing'}")
-    except DbtError as error:
-        print(error, file=sys.stderr)
-        return 1
-    return 0
+        app(args=list(argv) if argv is not None else None, prog_name="market-dbt")
+    except SystemExit as exc:
+        if exc.code is None:
+            return int(ExitCode.OK)
+        return exc.code if isinstance(exc.code, int) else int(ExitCode.FAILED)
+    return int(ExitCode.OK)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,8 @@ PROJECT_FILE = "dbt_project.yml"
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 # Written per command; freshness writes sources.json instead of run_results.json.
 RESULT_FILES = ("run_results.json", "sources.json")
+# Lines of dbt's output kept for the error message of a failed subprocess run.
+TAIL_LINES = 30
 
 Mode = Literal["subprocess", "inprocess"]
 
@@ -135,8 +138,20 @@ class DbtRunner:
     def from_settings(cls, settings: MarketSettings, *, mode: Mode = "subprocess") -> DbtRunner:
         return cls(DbtProject.from_settings(settings), env=snowflake_env(settings), mode=mode)
 
-    def invoke(self, command: str, *args: str, check: bool = True) -> DbtResult:
-        """Run ``dbt <command> <args>``; raise DbtRunError naming failed nodes if it fails."""
+    def invoke(
+        self,
+        command: str,
+        *args: str,
+        check: bool = True,
+        on_line: Callable[[str], None] | None = None,
+    ) -> DbtResult:
+        """Run ``dbt <command> <args>``; raise DbtRunError naming failed nodes if it fails.
+
+        ``on_line`` (subprocess mode) receives each line of dbt's output as dbt writes it
+        (its per-node ``OK created …`` / ``PASS`` / ``ERROR`` lines), so a long build shows
+        progress; without it the output is only kept, and its tail goes into the error.
+        In-process mode dbt logs to this process's stdout itself.
+        """
         argv = [
             command,
             *args,
@@ -148,24 +163,37 @@ class DbtRunner:
         for name in RESULT_FILES:  # never report a previous run's results as ours
             (self.project.target_dir / name).unlink(missing_ok=True)
         ok, detail = (
-            self._run_subprocess(argv) if self.mode == "subprocess" else self._run_inprocess(argv)
+            self._run_subprocess(argv, on_line)
+            if self.mode == "subprocess"
+            else self._run_inprocess(argv)
         )
         artifact = self._read_artifact()
         if not ok and check:
             raise DbtRunError(command, _failures(artifact), detail)
         return DbtResult(command=command, artifact=artifact)
 
-    def _run_subprocess(self, argv: list[str]) -> tuple[bool, str]:
-        completed = subprocess.run(
+    def _run_subprocess(
+        self, argv: list[str], on_line: Callable[[str], None] | None
+    ) -> tuple[bool, str]:
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        # One pipe for both streams keeps dbt's own ordering of log and error lines.
+        with subprocess.Popen(
             [sys.executable, "-m", "dbt.cli.main", *argv],
-            env=child_env(self.env),
+            # Unbuffered: a piped Python child would otherwise hold its lines back in blocks.
+            env=child_env({"PYTHONUNBUFFERED": "1", **self.env}),
             cwd=self.project.project_dir,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            check=False,
-        )
-        output = (completed.stdout + completed.stderr).strip()
-        return completed.returncode == 0, "\n".join(output.splitlines()[-30:])
+            bufsize=1,
+        ) as process:
+            for raw in process.stdout or ():
+                line = raw.rstrip("\n")
+                tail.append(line)
+                if on_line is not None:
+                    on_line(line)
+            returncode = process.wait()
+        return returncode == 0, "\n".join(tail).strip()
 
     def _run_inprocess(self, argv: list[str]) -> tuple[bool, str]:
         from dbt.cli.main import dbtRunner  # heavy import, only when used

@@ -4,7 +4,7 @@ Exit codes (``market_common.exitcodes.ExitCode``, README "Exit codes"): 0 ok (al
 idempotency key was already produced, nothing sent); 1 records not delivered / dead letters
 not acknowledged, source data unusable, raw zone or run ledger unwritable/unreadable; 2 usage
 (bad option, unknown symbol, missing replay input); 4 source unreachable (e.g. Yahoo, after
-retries); 130 interrupted by SIGINT/SIGTERM (after a clean flush and close; the shell's
+retries); 5 every record was dead-lettered (the top reasons and their fix are printed); 130 interrupted by SIGINT/SIGTERM (after a clean flush and close; the shell's
 128 + SIGINT, outside the table because the signal decided it, not the run).
 """
 
@@ -63,7 +63,10 @@ UniverseOpt = Annotated[
 ]
 SourceOpt = Annotated[
     str | None,
-    typer.Option(help="synthetic | yfinance | replay (default: MARKET_SOURCE, else synthetic)."),
+    typer.Option(
+        help="synthetic | yfinance | replay | alphavantage (key: MARKET_ALPHAVANTAGE_API_KEY; "
+        "default: MARKET_SOURCE, else synthetic)."
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the synthetic source.")]
 TopicOpt = Annotated[str | None, typer.Option(help="Override the target topic.")]
@@ -87,10 +90,24 @@ def _settings() -> MarketSettings:
     return settings
 
 
-def _symbols(settings: MarketSettings, symbols: str | None, universe: int | None) -> list[str]:
+def _symbols(
+    settings: MarketSettings, symbols: str | None, universe: int | None, src: Source
+) -> list[str]:
+    """--universe, else --symbols, else the replay files' own tickers, else settings.symbols.
+
+    A replay of the user's own files must not dead-letter every row of tickers that are
+    not in the default list: without --symbols its universe is what the files hold.
+    """
     if universe:
         return benchmark_universe(universe)
-    return [s for s in (symbols or "").split(",") if s.strip()] or list(settings.symbols)
+    chosen = [s for s in (symbols or "").split(",") if s.strip()]
+    if chosen:
+        return chosen
+    from market_ingest.sources.replay import ReplaySource
+
+    if isinstance(src, ReplaySource):
+        return src.symbols() or list(settings.symbols)
+    return list(settings.symbols)
 
 
 def _source(
@@ -127,7 +144,25 @@ def _finish(summary: dict[str, object], *, ok: bool, interrupted: bool = False) 
     if interrupted:
         raise typer.Exit(INTERRUPTED)
     if not ok:
-        raise typer.Exit(ExitCode.FAILED)
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+def _finish_produce(result: ProduceResult) -> None:
+    """The summary line, then REJECTED when every record went to the DLQ (with the fix)."""
+    from market_ingest.rejections import AllRecordsRejectedError, check_not_all_rejected
+
+    try:
+        check_not_all_rejected(
+            result.kind,
+            records=result.records,
+            dead_lettered=result.dead_lettered,
+            reasons=result.reasons,
+        )
+    except AllRecordsRejectedError as exc:
+        typer.echo(json.dumps(result.summary(), default=str))
+        console.print(f"[red]{exc}")
+        raise typer.Exit(int(ExitCode.REJECTED)) from exc
+    _finish(result.summary(), ok=result.ok, interrupted=result.interrupted)
 
 
 @app.command()
@@ -154,8 +189,8 @@ def backfill(
 
     settings = _settings()
     try:
-        syms = _symbols(settings, symbols, universe)
         src = _source(settings, source, seed, replay_path)
+        syms = _symbols(settings, symbols, universe, src)
         with stop_on_signals() as stop, _progress() as bar:
             task = bar.add_task(f"backfill {src.name}", total=None, rate="")
 
@@ -183,7 +218,7 @@ def backfill(
     _report_ledger_hit(result)
     if result.records == 0:
         console.print("[yellow]the source returned no records for this range")
-    _finish(result.summary(), ok=result.ok, interrupted=result.interrupted)
+    _finish_produce(result)
 
 
 @app.command()
@@ -209,8 +244,8 @@ def stream(
         raise typer.BadParameter("--clock must be simulated or wall")
     settings = _settings()
     try:
-        syms = _symbols(settings, symbols, universe)
         src = _source(settings, source, seed, replay_path)
+        syms = _symbols(settings, symbols, universe, src)
         with stop_on_signals() as stop:
             result = run_stream(
                 settings,
@@ -226,7 +261,7 @@ def stream(
         console.print(f"[red]{type(exc).__name__}: {exc}")
         raise typer.Exit(exit_code_for(exc)) from exc
     _report_ledger_hit(result)
-    _finish(result.summary(), ok=result.ok, interrupted=result.interrupted)
+    _finish_produce(result)
 
 
 @app.command()

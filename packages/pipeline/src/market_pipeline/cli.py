@@ -1,12 +1,14 @@
 """``market-pipeline``: the whole platform on one machine with one command.
 
     market-pipeline run [--years 2] [--symbols AAPL,MSFT] [--source synthetic] ...
+    market-pipeline run --source replay --replay-path bars.csv --replay-path ticks/
     market-pipeline report [--report-dir report]     # rebuild the report from the marts
     market-pipeline bench                            # timed run on fresh names → benchmarks/results
 
-Exit codes (``market_common.exitcodes.ExitCode``, README "Exit codes"): 0 ok; 1 a step failed
-(message names the step and its log); 2 usage error; 6 data-quality failures (dbt tests
-failed; the report is still written).
+Exit codes (``market_common.exitcodes.ExitCode``, README "Exit codes"): 0 ok; 1 a step failed (message names the
+step and its log); 2 usage error; 5 every record of a produce step was dead-lettered (the
+top reasons and their fix are printed); 6 data-quality failures (dbt tests failed; the
+report is still written).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
+DEFAULT_YEARS = 2.0
+
+
 Years = Annotated[
     float,
     typer.Option(
@@ -48,7 +53,19 @@ Symbols = Annotated[
 ]
 Source = Annotated[
     str,
-    typer.Option(help="Market-data source: synthetic (offline, seeded) or yfinance (needs Yahoo)."),
+    typer.Option(
+        help="Market-data source: synthetic (offline, seeded), yfinance (needs Yahoo) or "
+        "replay (your CSV/Parquet files, --replay-path)."
+    ),
+]
+ReplayPaths = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--replay-path",
+        help="With --source replay: a CSV/Parquet file or directory of daily bars "
+        "(symbol,trade_date,open,high,low,close,volume) and/or ticks (symbol,ts,price,volume); "
+        "repeatable. Without --symbols/--years the run covers the files' tickers and dates.",
+    ),
 ]
 SessionMinutes = Annotated[
     int,
@@ -88,20 +105,28 @@ def _setup(verbose: bool) -> None:
 
 
 def _options(
-    years: float, symbols: str | None, source: str, session_minutes: int, report_dir: Path,
-    seed: int, skip_stack: bool, force: bool,
+    years: float | None, symbols: str | None, source: str, session_minutes: int,
+    report_dir: Path, seed: int, skip_stack: bool, force: bool,
+    replay_paths: list[Path] | None = None,
 ) -> RunOptions:  # fmt: skip
     from market_ingest.universe import InvalidSymbolError, resolve_symbols
     from market_pipeline.run import RunOptions
 
-    if source not in ("synthetic", "yfinance"):
-        raise typer.BadParameter("choose synthetic or yfinance", param_hint="--source")
+    if source not in ("synthetic", "yfinance", "replay"):
+        raise typer.BadParameter("choose synthetic, yfinance or replay", param_hint="--source")
+    if bool(replay_paths) != (source == "replay"):
+        raise typer.BadParameter(
+            "--replay-path goes with --source replay (and replay needs one)",
+            param_hint="--replay-path",
+        )
     try:
         chosen = tuple(resolve_symbols(symbols.split(","))) if symbols else None
     except InvalidSymbolError as exc:
         raise typer.BadParameter(str(exc), param_hint="--symbols") from exc
+    if source == "replay":
+        chosen, years = _replay_defaults(replay_paths or [], chosen, years)
     return RunOptions(
-        years=years,
+        years=years if years is not None else DEFAULT_YEARS,
         symbols=chosen,
         source=source,  # type: ignore[arg-type]  # checked above
         session_minutes=session_minutes,
@@ -109,14 +134,40 @@ def _options(
         seed=seed,
         skip_stack=skip_stack,
         force=force,
+        replay_paths=tuple(replay_paths or ()),
     )
+
+
+def _replay_defaults(
+    paths: list[Path], symbols: tuple[str, ...] | None, years: float | None
+) -> tuple[tuple[str, ...] | None, float | None]:
+    """--symbols / --years, else the replay files' tickers and the years back to their first day."""
+    from datetime import UTC, datetime
+
+    from market_ingest.calendar import last_completed_session
+    from market_ingest.errors import ReplayInputError
+    from market_pipeline.replay import replay_plan
+
+    try:
+        plan = replay_plan(paths, end=last_completed_session(datetime.now(UTC)))
+    except ReplayInputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--replay-path") from exc
+    return symbols or plan.symbols or None, years if years is not None else plan.years
 
 
 @app.command()
 def run(
-    years: Years = 2.0,
+    years: Annotated[
+        float | None,
+        typer.Option(
+            min=0.25,
+            help=f"Years of daily bars to backfill, ending at the last completed session "
+            f"(default {DEFAULT_YEARS:g}; with --source replay: back to the files' first day).",
+        ),
+    ] = None,
     symbols: Symbols = None,
     source: Source = "synthetic",
+    replay_path: ReplayPaths = None,
     session_minutes: SessionMinutes = 390,
     report_dir: ReportDir = Path("report"),
     seed: Seed = 42,
@@ -129,20 +180,24 @@ def run(
     Re-running is safe: steps whose inputs did not change are skipped (run state in
     <state_dir>/pipeline/run_state.json).
     """
+    from market_ingest.rejections import AllRecordsRejectedError
     from market_pipeline.run import PipelineError, run_pipeline
     from market_pipeline.summary import print_summary
 
     _setup(verbose)
-    options = _options(years, symbols, source, session_minutes, report_dir, seed, skip_stack, force)
+    options = _options(
+        years, symbols, source, session_minutes, report_dir, seed, skip_stack, force, replay_path
+    )
     try:
         result = run_pipeline(options, console=console)
     except (PipelineError, StepFailedError) as exc:
         console.print(f"[red]pipeline failed:[/red] {exc}")
-        raise typer.Exit(ExitCode.FAILED) from exc
+        rejected = isinstance(exc.__cause__, AllRecordsRejectedError)
+        raise typer.Exit(int(ExitCode.REJECTED if rejected else ExitCode.FAILED)) from exc
     print_summary(result, console)
     if not result.ok:
         console.print("[red]data-quality checks failed[/red] (see above); the report was written")
-        raise typer.Exit(ExitCode.QUALITY)
+        raise typer.Exit(int(ExitCode.QUALITY))
 
 
 @app.command()
@@ -185,7 +240,7 @@ def bench(
         record = run_bench(options, results_dir=results_dir, console=console)
     except (PipelineError, StepFailedError) as exc:
         console.print(f"[red]benchmark run failed:[/red] {exc}")
-        raise typer.Exit(ExitCode.FAILED) from exc
+        raise typer.Exit(int(ExitCode.FAILED)) from exc
     console.print(f"wall time {record['wall_time_s']} s → {results_dir / 'pipeline.md'}")
 
 

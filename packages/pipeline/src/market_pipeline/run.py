@@ -46,6 +46,7 @@ from market_common.runtime import StepFailedError, child_env
 from market_common.settings import MarketSettings, load_settings
 from market_pipeline.counts import LayerCounts, layer_counts, table_rows, topic_messages
 from market_pipeline.marts import MART_NAMES, MartFrames, read_marts
+from market_pipeline.replay import run_source
 from market_pipeline.report import ReportPaths, build_report
 from market_pipeline.state import RunState, fingerprint
 
@@ -85,6 +86,8 @@ class RunOptions:
     seed: int = 42
     skip_stack: bool = False
     force: bool = False
+    # --source replay: the CSV/Parquet files or directories to replay (market_pipeline.replay).
+    replay_paths: tuple[Path, ...] = ()
     # False: the topics are already filled (replayed or planted records); run from the
     # consumers on. Used by the bad-input matrix test, which writes raw bytes itself.
     produce: bool = True
@@ -299,13 +302,14 @@ class Pipeline:
 
     def _produce(self, task: TaskID, kind: Literal["backfill", "ticks"]) -> dict[str, Any]:
         from market_ingest import producer
+        from market_ingest.rejections import check_not_all_rejected
 
         def advance(n: int) -> None:
             self.progress.advance(task, n)
 
         common: dict[str, Any] = {
             "symbols": self.settings.symbols,
-            "source": self.options.source,
+            "source": run_source(self.options),
             "seed": self.options.seed,
             "progress": advance,
             "now": self.now,
@@ -330,6 +334,9 @@ class Pipeline:
                 clock="simulated",
                 **common,
             )
+        check_not_all_rejected(
+            kind, records=result.records, dead_lettered=result.dead_lettered, reasons=result.reasons
+        )
         if not result.ok:
             raise IngestFailedError(
                 f"{kind}: {result.failed} records not acknowledged by Kafka and "
@@ -459,6 +466,7 @@ class Pipeline:
             start, end = self.backfill_range()
             common = {
                 "source": self.options.source,
+                "replay_paths": [str(p) for p in self.options.replay_paths],
                 "seed": self.options.seed,
                 "symbols": s.symbols,
             }

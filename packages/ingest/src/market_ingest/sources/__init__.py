@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from market_ingest.clock import Clock
 
-SOURCE_NAMES = ("synthetic", "yfinance", "replay")
+SOURCE_NAMES = ("synthetic", "yfinance", "replay", "alphavantage")
 
 
 class Source(Protocol):
@@ -75,6 +75,10 @@ def make_source(
         if sleep is not None:
             kwargs["sleep"] = sleep
         return YahooSource(**kwargs)
+    if name == "alphavantage":
+        from market_ingest.sources.alphavantage import AlphaVantageSource
+
+        return AlphaVantageSource()  # key from MARKET_ALPHAVANTAGE_API_KEY
     if name == "replay":
         from market_ingest.sources.replay import ReplaySource
 

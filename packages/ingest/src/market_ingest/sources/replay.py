@@ -3,10 +3,13 @@
 Files holding ``trade_date`` are daily bars, files holding ``ts`` are ticks. Kafka
 metadata columns written by the raw-zone consumers are dropped, so raw objects can be
 replayed as they are; any other column is kept and, if unknown, rejected by the contract.
+:meth:`ReplaySource.symbols` and :meth:`ReplaySource.first_trade_date` describe the files,
+so a replay's universe and backfill window default to what the user's files hold.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import date
@@ -70,6 +73,28 @@ class ReplaySource:
         self.files = files
         self.chunk_rows = chunk_rows
         self.calendar = calendar
+
+    @functools.cached_property
+    def _described(self) -> tuple[tuple[str, ...], date | None]:
+        symbols: set[str] = set()
+        first: pd.Timestamp | None = None
+        for path in self.files:
+            frame = _read(path)
+            if "symbol" in frame.columns:
+                symbols.update(str(s).strip().upper() for s in frame["symbol"].dropna())
+            if "trade_date" in frame.columns:
+                dates = pd.to_datetime(frame["trade_date"], errors="coerce").dropna()
+                if len(dates) and (first is None or dates.min() < first):
+                    first = dates.min()
+        return tuple(sorted(s for s in symbols if s)), first.date() if first is not None else None
+
+    def symbols(self) -> list[str]:
+        """Every distinct ticker in the files (upper-cased, sorted): the replay's universe."""
+        return list(self._described[0])
+
+    def first_trade_date(self) -> date | None:
+        """The earliest parseable ``trade_date`` of the daily files (None: ticks only)."""
+        return self._described[1]
 
     def _frames(self, column: str) -> Iterator[pd.DataFrame]:
         for path in self.files:
