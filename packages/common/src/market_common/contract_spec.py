@@ -149,6 +149,10 @@ class Cmp:
     other: str | float | int
 
 
+# A price outside the day's range: below its low or above its high.
+_OUTSIDE_RANGE: tuple[tuple[Literal["<", ">"], str], ...] = (("<", "low"), (">", "high"))
+
+
 @dataclass(frozen=True)
 class NotFinite:
     """Fails on NaN or ±infinity."""
@@ -210,7 +214,7 @@ def _value_rules(kind: str) -> tuple[Rule, ...]:
             Rule(
                 "price_outside_range",
                 tuple(Cmp(p, op, bound) for p in ("open", "close")
-                      for op, bound in (("<", "low"), (">", "high"))),  # fmt: skip
+                      for op, bound in _OUTSIDE_RANGE),  # fmt: skip
             ),
         ]
     rules.append(Rule("future_timestamp", (Future(TIME_FIELD[kind]),)))

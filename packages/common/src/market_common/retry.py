@@ -42,7 +42,7 @@ def retry(
     max_delay: float = DEFAULT_CAP_S,
     retry_on: tuple[type[BaseException], ...] = (Exception,),
     give_up_on: tuple[type[BaseException], ...] = (),
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,
     what: str = "operation",
 ) -> T:
     """Call ``fn`` up to ``attempts`` times on ``retry_on`` errors; re-raise the last one.
@@ -66,11 +66,15 @@ def retry(
             },
         )
 
+    def _sleep(seconds: float) -> None:
+        # Any waiter will do (time.sleep, threading.Event.wait, ...): its result is ignored.
+        sleep(seconds)
+
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(attempts),
         wait=wait_policy(base_delay, max_delay),
         retry=tenacity.retry_if_exception(_transient),
-        sleep=sleep,
+        sleep=_sleep,
         before_sleep=_log,
         reraise=True,
     )

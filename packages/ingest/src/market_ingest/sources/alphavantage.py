@@ -35,7 +35,7 @@ import pandas as pd
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from market_common.logging import get_logger
-from market_ingest.calendar import NEW_YORK, SESSION_MINUTES, session_bounds
+from market_ingest.calendar import NEW_YORK, NYSE, SESSION_MINUTES, session_bounds
 from market_ingest.clock import Clock
 from market_ingest.errors import IngestError, SourceDataError, SourceUnavailableError
 
@@ -76,6 +76,7 @@ class AlphaVantageSource:
     """Daily bars (``TIME_SERIES_DAILY``) and ticks from 1-minute bars (``TIME_SERIES_INTRADAY``)."""
 
     name = "alphavantage"
+    calendar = NYSE  # Alpha Vantage's equity series: US listings
 
     def __init__(
         self,
