@@ -15,7 +15,7 @@ from typing import Any
 from market_localstack.credentials import read_env_file, stack_env_path
 from market_localstack.minio import ACCESS_KEY_VAR, SECRET_KEY_VAR, ensure_credentials
 from market_localstack.pytest_plugin import private_stack_settings
-from market_localstack.stack import SERVICE_NAMES, make_service
+from market_localstack.stack import SERVICE_NAMES, make_services
 
 
 def _mode(path: Path) -> int:
@@ -83,9 +83,11 @@ def test_no_secret_on_any_process_command_line(local_stack: Any) -> None:
     cmdlines = _cmdlines()
     stack_pids = set()
     for name in SERVICE_NAMES:
-        record = make_service(name, settings).running()
-        if record is not None:
-            stack_pids.add(record.pid)
+        # Cluster nodes and opt-in services each have their own process (none if not started).
+        for service in make_services(name, settings, discover=True):
+            record = service.running()
+            if record is not None:
+                stack_pids.add(record.pid)
     assert stack_pids and stack_pids <= set(cmdlines), "the stack's own processes are scanned"
     exposed = sorted(
         f"pid {pid}: {line[:120]}…"

@@ -157,8 +157,15 @@ def kafka_java_command(
 
 
 def new_cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (like Uuid)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (like Uuid).
+
+    Like Kafka's own ``Uuid.randomUuid``, an id starting with ``-`` is drawn again: the
+    storage tool's argument parser would read ``-t -abc…`` as a missing value (1 in 64 ids).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def node_ports(stack: StackSettings, node_id: int) -> tuple[int, int]:
