@@ -171,10 +171,8 @@ def _console_scripts() -> dict[str, str]:
 
 def _parse_with_real_cli(argv: list[str]) -> None:
     """Parse ``argv`` with the CLI it names, exactly as it would at start-up (no execution)."""
-    import argparse
     import importlib
 
-    import click  # pants: no-infer-dep (comes with typer)
     import typer  # pants: no-infer-dep (ambiguous owner; BUILD names one)
 
     script, args = argv[0], argv[1:]
@@ -186,19 +184,26 @@ def _parse_with_real_cli(argv: list[str]) -> None:
     module_name, _, attr = _console_scripts()[script].partition(":")
     module = importlib.import_module(module_name)
     target = getattr(module, attr)
-    if isinstance(target, typer.Typer):
-        command: click.Command = typer.main.get_command(target)
-        ctx = command.make_context(script, list(args))
-        # Descend into sub-commands so their options are parsed too.
-        while isinstance(command, click.Group) and (ctx.protected_args or ctx.args):
-            name, sub, rest = command.resolve_command(ctx, [*ctx.protected_args, *ctx.args])
-            assert sub is not None and name is not None
-            ctx = sub.make_context(name, rest, parent=ctx)
-            command = sub
-        return
-    parser = module._parser()
-    assert isinstance(parser, argparse.ArgumentParser), f"{script}: no argparse parser found"
-    parser.parse_args(args)
+    # A script may point at a `main()` wrapper around the module's Typer `app`.
+    app = target if isinstance(target, typer.Typer) else getattr(module, "app", None)
+    assert isinstance(app, typer.Typer), f"{script}: no typer app found in {module_name}"
+    command: Any = typer.main.get_command(app)
+    ctx = command.make_context(script, list(args))
+
+    def pending(ctx: Any) -> list[str]:
+        # The sub-command and its arguments (click < 8.2 names it protected_args).
+        protected = getattr(ctx, "_protected_args", None)
+        if protected is None:
+            protected = getattr(ctx, "protected_args", [])
+        return [*protected, *ctx.args]
+
+    # Descend into sub-commands so their options are parsed too (duck-typed: typer >= 0.2x
+    # vendors its own click, whose Group is not `click.Group`).
+    while hasattr(command, "resolve_command") and pending(ctx):
+        name, sub, rest = command.resolve_command(ctx, pending(ctx))
+        assert sub is not None and name is not None
+        ctx = sub.make_context(name, rest, parent=ctx)
+        command = sub
 
 
 def _platform_commands(services: dict[str, dict[str, Any]]) -> list[tuple[str, list[str]]]:
@@ -224,7 +229,8 @@ def test_every_service_command_parses_with_the_real_cli(
 
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{tmp_path}/a.db")
-    with pytest.raises(click.ClickException, match="--pace"):
+    usage_errors = (click.ClickException, typer.TyperException)
+    with pytest.raises(usage_errors, match="--pace"):
         _parse_with_real_cli(["market-ingest", "stream", "--pace", "wall"])  # the old command
     commands = _platform_commands(services)
     assert {"realtime-producer", "spark-streaming", "airflow-scheduler"} <= {n for n, _ in commands}
@@ -236,8 +242,8 @@ def test_every_service_command_parses_with_the_real_cli(
             code = exc.code if isinstance(exc, SystemExit) else exc.exit_code
             if code not in (0, None):  # `--help` (healthchecks) exits 0 after printing
                 failures.append(f"{name}: {' '.join(argv)} → exit {code}")
-        except click.ClickException as exc:
-            failures.append(f"{name}: {' '.join(argv)} → {exc.format_message()}")
+        except usage_errors as exc:
+            failures.append(f"{name}: {' '.join(argv)} → {exc}")
     assert not failures, "commands their CLI rejects:\n" + "\n".join(failures)
 
 
@@ -335,12 +341,13 @@ def test_docker_runner_has_socket_network_and_provider(services: dict[str, dict[
 def test_streaming_service_has_its_own_checkpoint(services: dict[str, dict[str, Any]]) -> None:
     """Finding: the long-running streaming service and the DAG's streaming task shared one checkpoint."""
     from market_common.settings import MarketSettings
-    from market_spark.cli import _parser
 
-    args = _parser().parse_args(_argv(services["spark-streaming"])[1:])
+    argv = _argv(services["spark-streaming"])
+    _parse_with_real_cli(argv)  # the flag below is one the real CLI accepts
+    checkpoint = argv[argv.index("--checkpoint") + 1]
     dag_checkpoint = MarketSettings().s3.uri(MarketSettings().s3.checkpoint_prefix)
-    assert args.checkpoint and args.checkpoint.rstrip("/") != dag_checkpoint
-    assert not args.checkpoint.startswith(dag_checkpoint + "/realtime")
+    assert checkpoint and checkpoint.rstrip("/") != dag_checkpoint
+    assert not checkpoint.startswith(dag_checkpoint + "/realtime")
 
 
 def test_loader_and_dbt_use_their_own_key_pair_users(services: dict[str, dict[str, Any]]) -> None:
