@@ -109,7 +109,8 @@ def test_stack_settings_point_clients_at_stack(tmp_path: Path) -> None:
 
 
 def test_normalise_services() -> None:
-    assert normalise_services(None) == ["kafka", "minio", "snowflake"]
+    # "spark" is always listed: it expands to no process unless stack.spark_workers > 0.
+    assert normalise_services(None) == ["kafka", "minio", "snowflake", "spark"]
     assert normalise_services("snowflake, kafka") == ["kafka", "snowflake"]
     assert normalise_services(["fakesnow", "s3"]) == ["minio", "snowflake"]
     with pytest.raises(UnknownServiceError, match="choose from"):
@@ -157,12 +158,12 @@ def test_unique_names_are_valid_and_distinct() -> None:
 def test_airflow_is_an_opt_in_group() -> None:
     assert "postgres" not in normalise_services(None), "the core stack has no Airflow"
     with_airflow = normalise_services(None, with_="airflow")
-    assert with_airflow[:3] == ["kafka", "minio", "snowflake"]
-    assert with_airflow[3:] == [
+    assert with_airflow[:4] == ["kafka", "minio", "snowflake", "spark"]
+    assert with_airflow[4:] == [
         "postgres", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
         "airflow-triggerer",
     ], "PostgreSQL first, then the API server the others report their health to"  # fmt: skip
-    assert normalise_services("airflow") == with_airflow[3:], "a group name selects its services"
+    assert normalise_services("airflow") == with_airflow[4:], "a group name selects its services"
     with pytest.raises(UnknownServiceError, match="--with"):
         normalise_services(None, with_="grafana")
 
