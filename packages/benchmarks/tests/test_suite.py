@@ -12,7 +12,7 @@ from market_benchmarks.suite import FIGURES, REPORT_JSON, REPORT_MD, SUITE_FILE,
 from market_common.runtime import child_env
 
 # The repository (or the Pants sandbox, which holds dags/ and dbt/ as files).
-REPO = next(p for p in Path(__file__).resolve().parents if (p / "dags").is_dir())
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "dags" / "stock_market_batch_pipeline.py").is_file())
 
 
 def _write(path: Path, data: dict) -> None:
@@ -60,7 +60,7 @@ def test_suite_runs_a_benchmark_and_reports_its_figures_and_memory(tmp_path, loc
     (root / "pants.toml").touch()
     results = tmp_path / "results"
     done = subprocess.run(
-        [sys.executable, "-m", "market_benchmarks.suite", "all", "--only", "dags",
+        [sys.executable, "-m", "market_benchmarks", "all", "--only", "dags",
          "--repeat", "1", "--results-dir", str(results)],
         cwd=root, env=child_env(settings=local_stack.settings), capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip

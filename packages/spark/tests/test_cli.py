@@ -27,5 +27,7 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == ExitCode.OK
     out = capsys.readouterr().out
-    for command in ("batch", "stream", "recompute", "bench", "bench-s3a"):
+    for command in ("batch", "stream", "recompute"):
         assert command in out
+    # The benchmarks are market-bench's (packages/benchmarks), not a product command.
+    assert "bench" not in out

@@ -34,7 +34,6 @@ app = typer.Typer(
         "codes: 0 ok, 1 failed, 2 usage, 6 only data tests failed."
     ),
     no_args_is_help=True,
-    add_completion=False,
 )
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Do not stream dbt's output.")]

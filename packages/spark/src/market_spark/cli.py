@@ -27,7 +27,7 @@ from market_spark.errors import PackageResolutionError, SparkJobError
 
 log = get_logger("market_spark.cli")
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+app = typer.Typer(no_args_is_help=True, help=__doc__.split("\n")[0])
 
 # Substrings of JVM errors that mean "could not reach the service", not "the job is wrong".
 _UNREACHABLE = (
