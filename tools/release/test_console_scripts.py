@@ -13,8 +13,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import typer
-from typer.testing import CliRunner
+import typer  # pants: no-infer-dep (BUILD names one of the packages' typer requirements)
+from typer.testing import CliRunner  # pants: no-infer-dep
 
 from market_common.exitcodes import ExitCode
 
