@@ -12,7 +12,11 @@ from market_benchmarks.suite import FIGURES, REPORT_JSON, REPORT_MD, SUITE_FILE,
 from market_common.runtime import child_env
 
 # The repository (or the Pants sandbox, which holds dags/ and dbt/ as files).
-REPO = next(p for p in Path(__file__).resolve().parents if (p / "dags" / "stock_market_batch_pipeline.py").is_file())
+REPO = next(
+    p
+    for p in Path(__file__).resolve().parents
+    if (p / "dags" / "stock_market_batch_pipeline.py").is_file()
+)
 
 
 def _write(path: Path, data: dict) -> None:
