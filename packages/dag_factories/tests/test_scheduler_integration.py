@@ -50,7 +50,7 @@ STREAMING = "stock_streaming_pipeline"
 DBT = "dbt_transformation_pipeline"
 # The marts' tests need ~50 trading days of history per symbol (50-day SMA).
 LOOKBACK_DAYS = 120
-RUN_TIMEOUT_S = 900
+RUN_TIMEOUT_S = 1500
 
 
 def _all_succeeded(states: dict[str, str]) -> list[str]:
@@ -95,7 +95,14 @@ def test_clearing_the_batch_run_leaves_every_layer_identical(
 
     run_id = scheduled_runs["runs"][BATCH]
     client.clear(BATCH, run_id)
-    state = client.wait(BATCH, run_id, timeout_s=RUN_TIMEOUT_S)
+    try:
+        state = client.wait(BATCH, run_id, timeout_s=RUN_TIMEOUT_S)
+    finally:
+        save_task_timings(
+            client,
+            {BATCH: run_id, DBT: scheduled_runs["runs"][DBT]},
+            artifacts_dir("airflow-ui") / "cleared-runs.json",
+        )
     states = client.task_states(BATCH, run_id)
     assert state == "success", f"the cleared batch run succeeded again: {states}"
     tries = client.get(f"/dags/{BATCH}/dagRuns/{run_id}/taskInstances")["task_instances"]
@@ -193,12 +200,36 @@ def scheduled_runs(airflow_deployment: dict[str, Any]) -> dict[str, Any]:
         client.unpause(dag_id)
     now = datetime.now(UTC).replace(microsecond=0)
     runs = {STREAMING: "it_streaming", BATCH: "it_batch", DBT: "triggered__it_batch"}
-    client.trigger(STREAMING, runs[STREAMING], logical_date=now)
-    assert client.wait(STREAMING, runs[STREAMING], timeout_s=RUN_TIMEOUT_S) in {"success", "failed"}
-    client.trigger(BATCH, runs[BATCH], logical_date=now, conf={steps.LOOKBACK_PARAM: LOOKBACK_DAYS})
-    client.wait(BATCH, runs[BATCH], timeout_s=RUN_TIMEOUT_S)
-    client.wait(DBT, runs[DBT], timeout_s=RUN_TIMEOUT_S)
+    try:
+        client.trigger(STREAMING, runs[STREAMING], logical_date=now)
+        assert client.wait(STREAMING, runs[STREAMING], timeout_s=RUN_TIMEOUT_S) in {
+            "success",
+            "failed",
+        }
+        conf = {steps.LOOKBACK_PARAM: LOOKBACK_DAYS}
+        client.trigger(BATCH, runs[BATCH], logical_date=now, conf=conf)
+        client.wait(BATCH, runs[BATCH], timeout_s=RUN_TIMEOUT_S)
+        client.wait(DBT, runs[DBT], timeout_s=RUN_TIMEOUT_S)
+    finally:
+        save_task_timings(client, runs, artifacts_dir("airflow-ui") / "first-runs.json")
     return {"runs": runs, "states": {d: client.task_states(d, r) for d, r in runs.items()}}
+
+
+def save_task_timings(client: Any, runs: dict[str, str], path: Path) -> None:
+    """Start, end, duration, try and state of every task instance: where the time went."""
+    timings: dict[str, Any] = {}
+    for dag_id, run_id in runs.items():
+        with contextlib.suppress(Exception):  # a run that was never created has no tasks
+            answer = client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")
+            timings[dag_id] = sorted(
+                (
+                    {k: ti.get(k) for k in ("task_id", "state", "try_number", "queued_when",
+                                            "start_date", "end_date", "duration")}  # fmt: skip
+                    for ti in answer["task_instances"]
+                ),
+                key=lambda ti: str(ti["start_date"]),
+            )
+    path.write_text(json.dumps(timings, indent=2, default=str) + "\n")
 
 
 @pytest.fixture(scope="module")
