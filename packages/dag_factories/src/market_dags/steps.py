@@ -129,25 +129,25 @@ def after(upstream: Sequence[Step], graph: Iterable[Step]) -> list[Step]:
 def in_order(graph: Sequence[Step]) -> list[Step]:
     """The graph as a list in which every step comes after its upstream steps.
 
-    Raises ``ValueError`` naming the step whose upstream is unknown or part of a cycle.
+    Stable: steps keep their given order wherever their upstream allows. Raises
+    ``ValueError`` naming the step whose upstream is unknown or part of a cycle.
     """
     done: list[Step] = []
     seen: set[str] = set()
     pending = list(graph)
     known = {s.task_id for s in graph}
     while pending:
-        ready = [s for s in pending if set(s.upstream) <= seen]
-        if not ready:
+        ready = next((s for s in pending if set(s.upstream) <= seen), None)
+        if ready is None:
             bad = pending[0]
             missing = sorted(set(bad.upstream) - known)
             raise ValueError(
                 f"step {bad.task_id!r} waits for "
                 + (f"unknown steps {missing}" if missing else "a cycle")
             )
-        for s in ready:
-            done.append(s)
-            seen.add(s.task_id)
-            pending.remove(s)
+        done.append(ready)
+        seen.add(ready.task_id)
+        pending.remove(ready)
     return done
 
 
@@ -322,11 +322,17 @@ def dbt_steps(config: DbtPipelineConfig) -> list[Step]:
 def dbt_layer(
     config: DbtPipelineConfig, layer: str, select: tuple[str, ...], upstream: tuple[str, ...]
 ) -> Step:
-    """`dbt build` of one layer (its models, seeds and their tests)."""
+    """`dbt build` of one layer (its models, seeds and their tests).
+
+    ``buildable``: a test whose parents span layers (a mart's has_parent test on a staging
+    model) runs with the later layer, once every parent exists; dbt's default ``eager``
+    would run it with staging, before the mart is built (as cosmos does, see dbt.py).
+    """
     return Step(
         layer,
         DBT,
-        ("build", *dbt_common_args(config), "--select", *select),
+        ("build", *dbt_common_args(config), "--select", *select,
+         "--indirect-selection", "buildable"),  # fmt: skip
         timeout=timedelta(minutes=45),
         doc=f"dbt build of the {layer} layer ({' '.join(select)}).",
         upstream=upstream,
