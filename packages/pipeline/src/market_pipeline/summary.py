@@ -139,6 +139,10 @@ def quality_table(result: RunResult) -> Table:
         table.add_row("dbt tests passed", f"[green]{passed}[/green]")
         table.add_row("dbt tests warned", fmt_count(dbt.count("test", "warn")))
         table.add_row("dbt tests failed/errored", f"[{colour}]{failed}[/{colour}]")
+        stale = dbt.count("source", *FAILED_DBT)
+        table.add_row(
+            "sources past their freshness limit", f"[{'red' if stale else 'green'}]{stale}[/]"
+        )
         table.add_row(
             "dbt models / seeds built",
             f"{dbt.count('model', 'success')} / {dbt.count('seed', 'success')}",
