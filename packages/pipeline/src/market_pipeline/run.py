@@ -595,7 +595,12 @@ DBT_ARTIFACTS = ("run_results.json", "sources.json")
 def step_label(step: steps.Step) -> str:
     """``task_id: first sentence of the step's doc`` for the progress display."""
     first = step.doc.split(";")[0].split(": ")[0].split(" (")[0].rstrip(".")
+    if len(first) > LABEL_CHARS:
+        first = first[: LABEL_CHARS - 1].rsplit(" ", 1)[0] + "…"
     return f"{step.task_id}: {first}" if first else step.task_id
+
+
+LABEL_CHARS = 48
 
 
 def without(graph: list[steps.Step], dropped: set[str]) -> list[steps.Step]:
