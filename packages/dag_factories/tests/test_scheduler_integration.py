@@ -140,15 +140,20 @@ def test_ui_in_a_real_browser_shows_dags_runs_and_dbt_docs(
         driver.save_screenshot(str(artifacts / "01-dags.png"))
 
         run_id = scheduled_runs["runs"][BATCH]
-        driver.get(f"{client.base_url}/dags/{BATCH}/runs/{run_id}/task_instances")
-        for task_id in scheduled_runs["states"][BATCH]:
-            wait.until(ec.presence_of_element_located((By.XPATH, f"//*[text()='{task_id}']")))
+        # The run page's default tab lists its task instances (Airflow 3.3 routes
+        # dags/:dagId/runs/:runId); each task id is a link, its state a badge beside it.
+        driver.get(f"{client.base_url}/dags/{BATCH}/runs/{run_id}")
+        try:
+            for task_id in scheduled_runs["states"][BATCH]:
+                named = f"//a[contains(normalize-space(.), '{task_id}')]"
+                wait.until(ec.presence_of_element_located((By.XPATH, named)))
+        finally:  # what the page showed, also when the wait timed out
+            driver.save_screenshot(str(artifacts / "02-batch-run.png"))
         page = driver.find_element(By.TAG_NAME, "body").text.lower()
         assert "success" in page, "the finished run's task instances show their state"
         assert "failed" not in page, "no task of the run is shown as failed"
-        driver.save_screenshot(str(artifacts / "02-batch-run.png"))
-        driver.get(f"{client.base_url}/dags/{BATCH}/runs/{run_id}")
-        wait.until(ec.presence_of_element_located((By.XPATH, f"//*[contains(., '{run_id}')]")))
+        driver.get(f"{client.base_url}/dags/{BATCH}?dag_run_id={run_id}")
+        wait.until(ec.presence_of_element_located((By.XPATH, f"//*[contains(., '{BATCH}')]")))
         driver.save_screenshot(str(artifacts / "03-batch-grid.png"))
 
         driver.get(f"{client.base_url}/cosmos/{DBT_DOCS_SLUG}/dbt_docs_index.html")
