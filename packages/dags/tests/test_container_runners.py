@@ -171,7 +171,7 @@ def test_dbt_commands_in_containers_use_the_image_project(dbt_manifest: Path) ->
         dbt=DbtConfig(manifest_path=dbt_manifest),
     )
     config = DbtPipelineConfig(deployment=deployment)
-    freshness = steps.dbt_steps(config)[steps.SOURCE_FRESHNESS]
+    freshness = steps.by_id(steps.dbt_steps(config))[steps.SOURCE_FRESHNESS]
     args = list(freshness.args)
     assert args[args.index("--project-dir") + 1] == "/opt/market/dbt"
     assert args[args.index("--profiles-dir") + 1] == "/opt/market/dbt"

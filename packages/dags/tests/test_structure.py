@@ -132,8 +132,12 @@ def test_dbt_layers_fall_back_to_one_build_task_without_manifest(tmp_path: Path)
         steps.DOCS: set(),
     }, "same layer order, one dbt build per layer"
     build = dag.get_task("marts.marts_build")
-    select = build.arguments[build.arguments.index("--select") + 1 :]
+    args = build.arguments
+    select = args[args.index("--select") + 1 : args.index("--indirect-selection")]
     assert tuple(select) == config.deployment.dbt.marts_select, "the layer's selection is built"
+    assert (
+        args[args.index("--indirect-selection") + 1] == "buildable"
+    ), "a test spanning layers waits for the later layer"
 
 
 @pytest.mark.parametrize("render", ["manifest", "commands"])

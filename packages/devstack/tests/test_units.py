@@ -196,7 +196,13 @@ def test_airflow_env_drops_inherited_overrides_of_what_the_stack_sets(
 
     monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite:////tmp/other.db")
     monkeypatch.setenv("AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE", "False")
-    env = AirflowHome(MarketSettings(stack=StackSettings(state_dir=tmp_path))).environment()
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL", "3600")
+    home = AirflowHome(MarketSettings(stack=StackSettings(state_dir=tmp_path)))
+    env = home.environment()
     assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env, "airflow.cfg's PostgreSQL wins"
     assert env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] == "False", "other settings pass through"
+    assert (
+        env["AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL"] == "3600"
+    ), "a tuning default of the stack yields to the environment"
+    assert home.rendered()["dag_processor"]["min_file_process_interval"] == "120"
     assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow")

@@ -34,6 +34,7 @@ from market_testing.pytest_plugin import UniqueNames
 
 from market_common.clients import ensure_topics, kafka_consumer, kafka_producer, s3_client
 from market_common.settings import MarketSettings, load_settings
+from market_dags import steps
 from market_ingest.calendar import last_completed_session
 from market_ingest.records import validate_frame
 from market_ingest.sources.synthetic import SyntheticSource
@@ -224,7 +225,10 @@ def _expected_windows(ticks: pd.DataFrame) -> pd.DataFrame:
 
 def test_every_step_ran_and_dbt_tests_passed(matrix_run: MatrixRun) -> None:
     ran = {s.name: s.status for s in matrix_run.result.steps}
-    for step in ("consume_batch", "consume_realtime", "spark_batch", "spark_stream", "load", "dbt"):
+    for step in (
+        steps.CONSUME_BATCH, steps.ARCHIVE_TICKS, steps.SPARK_BATCH, steps.SPARK_STREAM,
+        steps.LOAD_HISTORICAL, steps.LOAD_REALTIME, steps.STAGING, steps.MARTS, steps.TESTS,
+    ):  # fmt: skip
         assert ran.get(step) == "ran", f"step {step} ran (status {ran.get(step)})"
     assert (
         matrix_run.result.ok
@@ -242,7 +246,7 @@ def test_every_bad_record_is_dead_lettered_with_its_code(matrix_run: MatrixRun) 
         counts = Counter(reason for (t, _), reason in got.items() if t == topic)
         assert counts == Counter(r for (t, _), r in planted.bad.items() if t == topic), topic
     consumed = {s.name: s.result for s in matrix_run.result.steps}
-    assert consumed["consume_batch"]["dead_lettered"] + consumed["consume_realtime"][
+    assert consumed[steps.CONSUME_BATCH]["dead_lettered"] + consumed[steps.ARCHIVE_TICKS][
         "dead_lettered"
     ] == len(planted.bad)
 
@@ -260,14 +264,14 @@ def test_bad_ticks_are_quarantined_by_the_stream_with_the_same_codes(matrix_run:
     assert quarantine["raw_value"].str.len().max() > 0, "raw values are kept (and readable)"
     assert dict(zip(quarantine["kafka_offset"], quarantine["reason"], strict=True)) == expected
     assert len(quarantine) == len(expected), "each bad tick quarantined once"
-    stream = next(s.result for s in matrix_run.result.steps if s.name == "spark_stream")
+    stream = next(s.result for s in matrix_run.result.steps if s.name == steps.SPARK_STREAM)
     assert stream["quarantined"] == dict(sorted(Counter(expected.values()).items()))
     assert stream["duplicate_ticks_dropped"] == TICK_DUPLICATES
     assert stream["late_rows_dropped"] == 0
 
 
 def test_batch_path_resolves_duplicates_and_quarantines_nothing_left(matrix_run: MatrixRun) -> None:
-    batch = next(s.result for s in matrix_run.result.steps if s.name == "spark_batch")
+    batch = next(s.result for s in matrix_run.result.steps if s.name == steps.SPARK_BATCH)
     assert batch["quarantined"] == {}, "the consumer already dead-lettered every bad bar"
     assert batch["duplicates_removed"] == BAR_CORRECTIONS
     assert batch["rows_out"] == len(matrix_run.planted.bars)

@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from market_common.settings import MarketSettings
+from market_dags import steps
 from market_pipeline.counts import LayerCounts
 from market_pipeline.marts import MartFrames
 from market_pipeline.run import DbtOutcome, RunOptions, RunResult, StepOutcome
@@ -26,9 +27,9 @@ def test_summary_shows_layers_movers_and_quality(frames: MartFrames, tmp_path: P
         settings,
         RunOptions(),
         steps=[
-            StepOutcome("backfill", "ran", 1.5, {"sent": 4321, "dead_lettered": 2}),
-            StepOutcome("ticks", "skipped", 0.0, {"sent": 98765, "dead_lettered": 0}),
-            StepOutcome("consume_batch", "ran", 1.0, {"dead_lettered": 1}),
+            StepOutcome(steps.FETCH_HISTORICAL, "ran", 1.5, {"sent": 4321, "dead_lettered": 2}),
+            StepOutcome(steps.COLLECT_TICKS, "skipped", 0.0, {"sent": 98765, "dead_lettered": 0}),
+            StepOutcome(steps.CONSUME_BATCH, "ran", 1.0, {"dead_lettered": 1}),
         ],
         counts=LayerCounts(
             kafka={k.batch_topic: 4321, k.realtime_topic: 98765, k.dlq_topic: 3},

@@ -203,6 +203,9 @@ class DeploymentSettings(BaseSettings):
     # Comma-separated in the environment.
     symbols: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_SYMBOLS))
     source: Literal["synthetic", "yfinance", "replay"] = "synthetic"
+    # Seed of the synthetic source; the files a `replay` source replays (paths the steps see).
+    seed: int = 42
+    replay_paths: Annotated[list[str], NoDecode] = Field(default_factory=list)
     topics: TopicsConfig = Field(default_factory=TopicsConfig)
     bucket: str | None = None
     dbt: DbtConfig = Field(default_factory=DbtConfig)
@@ -210,6 +213,13 @@ class DeploymentSettings(BaseSettings):
     step_env: dict[str, str] = Field(default_factory=dict)
     # Step-specific execution timeouts, keyed by task id (overrides steps.py defaults).
     step_timeouts: dict[str, timedelta] = Field(default_factory=dict)
+
+    @field_validator("replay_paths", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p for p in value.split(",") if p.strip()]
+        return value
 
     @field_validator("symbols", mode="before")
     @classmethod

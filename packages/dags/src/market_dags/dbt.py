@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from market_dags.runners import (
     import_provider_operator,
     kubernetes_env_vars,
 )
-from market_dags.steps import dbt_layer_step
+from market_dags.steps import Step
 
 log = get_logger(__name__)
 
@@ -36,9 +37,10 @@ class DbtManifestError(RuntimeError):
 
 
 def build_dbt_layer(
-    layer: str, select: tuple[str, ...], config: DbtPipelineConfig, *, env: Mapping[str, str]
+    step: Step, config: DbtPipelineConfig, *, env: Mapping[str, str]
 ) -> TaskGroup:
-    """Task group ``layer`` running the dbt nodes matched by ``select`` (see module doc)."""
+    """Task group ``step.task_id`` running the layer's dbt nodes (``step.dbt_select``)."""
+    layer, select = step.task_id, step.dbt_select
     dbt = config.deployment.dbt
     if dbt.render != "commands":
         manifest = dbt.resolved_manifest_path()
@@ -55,7 +57,9 @@ def build_dbt_layer(
             )  # fmt: skip
     with TaskGroup(group_id=layer, tooltip=f"dbt build {' '.join(select)}") as group:
         build_step_operator(
-            dbt_layer_step(config, layer, select), runner=config.deployment.runner, env=env
+            replace(step.with_timeout(config.deployment), task_id=f"{layer}_build"),
+            runner=config.deployment.runner,
+            env=env,
         )
     return group
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, BaseOperator, Param, chain, task
+from airflow.sdk import DAG, BaseOperator, Param, TaskGroup, task
 
 from market_common.logging import get_logger
 from market_dags import steps
@@ -54,13 +54,29 @@ def _dag(config: PipelineConfig, doc_md: str, params: dict[str, Param] | None = 
     )
 
 
-def _operators(config: PipelineConfig, step_list: Iterable[steps.Step]) -> dict[str, BaseOperator]:
+def _tasks(
+    config: PipelineConfig, graph: Iterable[steps.Step]
+) -> dict[str, BaseOperator | TaskGroup]:
+    """One task per step (a task group per dbt layer), wired as the graph's ``upstream`` says."""
     d = config.deployment
     env = d.step_environment()
-    return {
-        s.task_id: build_step_operator(s.with_timeout(d), runner=d.runner, env=env)
-        for s in step_list
-    }
+    tasks: dict[str, BaseOperator | TaskGroup] = {}
+    for s in graph:
+        if s.dbt_select:
+            if not isinstance(config, DbtPipelineConfig):
+                raise TypeError(f"dbt layer {s.task_id!r} outside the dbt pipeline")
+            tasks[s.task_id] = build_dbt_layer(s, config, env=env)
+        else:
+            tasks[s.task_id] = build_step_operator(s.with_timeout(d), runner=d.runner, env=env)
+        for upstream in s.upstream:
+            tasks[upstream] >> tasks[s.task_id]
+    return tasks
+
+
+def _leaves(graph: Iterable[steps.Step]) -> list[str]:
+    graph = list(graph)
+    needed = {u for s in graph for u in s.upstream}
+    return [s.task_id for s in graph if s.task_id not in needed]
 
 
 BATCH_DOC = """
@@ -84,7 +100,8 @@ def build_batch_pipeline_dag(config: BatchPipelineConfig | None = None) -> DAG:
         description="Days of bars fetched, ending at the logical date (widen to backfill).",
     )
     with _dag(config, BATCH_DOC, {steps.LOOKBACK_PARAM: lookback}) as dag:
-        ops = _operators(config, steps.batch_steps(config))
+        graph = steps.batch_steps(config)
+        tasks = _tasks(config, graph)
         trigger = TriggerDagRunOperator(
             task_id=steps.TRIGGER_DBT,
             trigger_dag_id=config.dbt_dag_id,
@@ -99,7 +116,8 @@ def build_batch_pipeline_dag(config: BatchPipelineConfig | None = None) -> DAG:
             deferrable=False,
             doc_md="Run the dbt models on the freshly loaded data and wait for the result.",
         )
-        chain(*ops.values(), trigger)
+        for leaf in _leaves(graph):
+            tasks[leaf] >> trigger
     return dag
 
 
@@ -118,8 +136,9 @@ def build_streaming_pipeline_dag(config: StreamingPipelineConfig | None = None) 
     """``stock_streaming_pipeline``: ticks → Kafka → Spark availableNow → Snowflake."""
     config = config or StreamingPipelineConfig()
     with _dag(config, STREAMING_DOC) as dag:
-        ops = _operators(config, steps.streaming_steps(config))
-        step_ids = list(ops)
+        graph = steps.streaming_steps(config)
+        tasks = _tasks(config, graph)
+        step_ids = [s.task_id for s in graph]
 
         @task(task_id=steps.SUMMARIZE, doc_md="Log and return the counts the steps reported.")
         def summarize(**context: Any) -> dict[str, Any]:
@@ -128,9 +147,8 @@ def build_streaming_pipeline_dag(config: StreamingPipelineConfig | None = None) 
             return summarize_counts(reported, window_end=str(context.get("logical_date")))
 
         summary = summarize()
-        collect = ops[steps.COLLECT_TICKS]
-        chain(collect, ops[steps.SPARK_STREAM], ops[steps.LOAD_REALTIME], summary)
-        chain(collect, ops[steps.ARCHIVE_TICKS], summary)
+        for leaf in _leaves(graph):
+            tasks[leaf] >> summary
     return dag
 
 
@@ -162,24 +180,6 @@ docs. Models and tests are rendered by astronomer-cosmos from the `manifest.json
 def build_dbt_pipeline_dag(config: DbtPipelineConfig | None = None) -> DAG:
     """``dbt_transformation_pipeline``: freshness → staging → marts → tests → docs."""
     config = config or DbtPipelineConfig()
-    dbt = config.deployment.dbt
     with _dag(config, DBT_DOC) as dag:
-        env = config.deployment.step_environment()
-        commands = {
-            tid: build_step_operator(
-                s.with_timeout(config.deployment), runner=config.deployment.runner, env=env
-            )
-            for tid, s in steps.dbt_steps(config).items()
-        }
-        staging = build_dbt_layer(
-            steps.STAGING, (*dbt.seeds_select, *dbt.staging_select), config, env=env
-        )
-        marts = build_dbt_layer(steps.MARTS, dbt.marts_select, config, env=env)
-        chain(
-            commands[steps.SOURCE_FRESHNESS],
-            staging,
-            marts,
-            commands[steps.TESTS],
-            commands[steps.DOCS],
-        )
+        _tasks(config, steps.dbt_steps(config))
     return dag

@@ -1,13 +1,17 @@
-"""Every pipeline step the DAGs run, in one place.
+"""Every pipeline step, in one place: the step graph both orchestrations run.
 
-A :class:`Step` is a console script plus arguments (Jinja-templated by Airflow at run
-time); the runner decides whether it runs in-process, as a subprocess or in a container.
-When a CLI changes its options, this module is the only one to edit.
+A :class:`Step` is a console script plus arguments and the task ids it runs after; the
+runner decides whether it runs in-process, as a subprocess or in a container. The DAG
+factories turn the graph into Airflow tasks (arguments Jinja-templated by Airflow at run
+time, :data:`AIRFLOW_RUN`); ``market-pipeline run`` executes the very same graph in one
+process tree with a :class:`RunContext` of concrete values, so a local run and a deployed
+run cannot drift apart. When a CLI changes its options, this module is the only one to edit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal
 
@@ -49,7 +53,12 @@ DOCS = "docs"
 
 @dataclass(frozen=True)
 class Step:
-    """One command of a pipeline; ``image`` picks the container image for container runners."""
+    """One command of a pipeline; ``image`` picks the container image for container runners.
+
+    ``upstream`` names the steps (task ids of the same graph) that must have succeeded
+    first; ``dbt_select`` marks a dbt layer, which the DAGs render as one task per model
+    (cosmos) and a local run executes as the one ``dbt build`` in ``args``.
+    """
 
     task_id: str
     script: str
@@ -57,30 +66,92 @@ class Step:
     image: Literal["pipeline", "spark"] = "pipeline"
     timeout: timedelta = timedelta(minutes=30)
     doc: str = ""
+    upstream: tuple[str, ...] = ()
+    dbt_select: tuple[str, ...] = ()
 
     def with_timeout(self, deployment: DeploymentSettings) -> Step:
         timeout = deployment.step_timeouts.get(self.task_id)
-        if timeout is None:
-            return self
-        return Step(self.task_id, self.script, self.args, self.image, timeout, self.doc)
+        return self if timeout is None else replace(self, timeout=timeout)
 
 
-# Rendered by Airflow per task instance: the same for every try of a task in one DAG run
-# (retries and clears keep the run_id), different for another run or task. `dag`, `task`
-# and `run_id` are in Airflow 3's context even for runs without a logical date.
-RUN_IDEMPOTENCY_KEY = "{{ dag.dag_id }}/{{ run_id }}/{{ task.task_id }}"
+@dataclass(frozen=True)
+class RunContext:
+    """What step arguments say about their run: its window, its id, its idempotency keys.
+
+    The DAGs pass :data:`AIRFLOW_RUN`, whose values are templates Airflow renders per task
+    instance; a local run passes concrete values. Nothing else about a step differs.
+    """
+
+    start: str
+    end: str
+    run_id: str
+    dag_id: str
+
+    def idempotency_key(self, task_id: str) -> str:
+        """The same for every try of a task in one run, different for another run or task."""
+        return f"{self.dag_id}/{self.run_id}/{task_id}"
+
+
+# Retries and clears keep the run_id, so the key survives them. `dag`, `run_id` and `ds`
+# are in Airflow 3's context even for runs without a logical date. The run covers
+# `lookback_days` days ending at its logical date (the DAG's param; conf may widen it).
+AIRFLOW_RUN = RunContext(
+    start=f"{{{{ macros.ds_add(ds, -params.{LOOKBACK_PARAM}) }}}}",
+    end="{{ ds }}",
+    run_id="{{ run_id }}",
+    dag_id="{{ dag.dag_id }}",
+)
 
 
 def _symbols(deployment: DeploymentSettings) -> tuple[str, ...]:
     return ("--symbols", ",".join(deployment.symbols))
 
 
-def _once_per_run() -> tuple[str, ...]:
-    """A produce step re-run in the same DAG run sends nothing (``market_ingest.ledger``)."""
-    return ("--idempotency-key", RUN_IDEMPOTENCY_KEY)
+def _source(deployment: DeploymentSettings) -> tuple[str, ...]:
+    """Source, its seed and (for ``replay``) the files it replays."""
+    replay = tuple(arg for path in deployment.replay_paths for arg in ("--replay-path", path))
+    return ("--source", deployment.source, "--seed", str(deployment.seed), *replay)
 
 
-def batch_steps(config: BatchPipelineConfig) -> list[Step]:
+def _once_per_run(run: RunContext, task_id: str) -> tuple[str, ...]:
+    """A produce step re-run in the same run sends nothing (``market_ingest.ledger``)."""
+    return ("--idempotency-key", run.idempotency_key(task_id))
+
+
+def after(upstream: Sequence[Step], graph: Iterable[Step]) -> list[Step]:
+    """``graph`` with its root steps (no upstream) made to wait for ``upstream``'s leaves."""
+    graph = list(graph)
+    needed = {u for s in upstream for u in s.upstream}
+    leaves = tuple(s.task_id for s in upstream if s.task_id not in needed)
+    return [s if s.upstream else replace(s, upstream=leaves) for s in graph]
+
+
+def in_order(graph: Sequence[Step]) -> list[Step]:
+    """The graph as a list in which every step comes after its upstream steps.
+
+    Stable: steps keep their given order wherever their upstream allows. Raises
+    ``ValueError`` naming the step whose upstream is unknown or part of a cycle.
+    """
+    done: list[Step] = []
+    seen: set[str] = set()
+    pending = list(graph)
+    known = {s.task_id for s in graph}
+    while pending:
+        ready = next((s for s in pending if set(s.upstream) <= seen), None)
+        if ready is None:
+            bad = pending[0]
+            missing = sorted(set(bad.upstream) - known)
+            raise ValueError(
+                f"step {bad.task_id!r} waits for "
+                + (f"unknown steps {missing}" if missing else "a cycle")
+            )
+        done.append(ready)
+        seen.add(ready.task_id)
+        pending.remove(ready)
+    return done
+
+
+def batch_steps(config: BatchPipelineConfig, run: RunContext = AIRFLOW_RUN) -> list[Step]:
     """fetch+produce → consume to raw → Spark batch → load (in this order).
 
     Fetching and producing are one command: bars stream from the source straight into the
@@ -88,11 +159,9 @@ def batch_steps(config: BatchPipelineConfig) -> list[Step]:
     would break on Kubernetes, where each task is its own pod).
     """
     d = config.deployment
-    # The run covers `lookback_days` days ending at its logical date: a retry within the run
-    # sends nothing again (idempotency key); a new run for the date re-fetches the same
-    # window, and Spark's dedup and the loaders' MERGE keep the result the same. The DAG's
-    # `lookback_days` param defaults to the config; a triggered run may widen it (backfill).
-    start = f"{{{{ macros.ds_add(ds, -params.{LOOKBACK_PARAM}) }}}}"
+    # A retry within the run sends nothing again (idempotency key); a new run for the date
+    # re-fetches the same window, and Spark's dedup and the loaders' MERGE keep the result
+    # the same.
     return [
         Step(
             FETCH_HISTORICAL,
@@ -100,13 +169,12 @@ def batch_steps(config: BatchPipelineConfig) -> list[Step]:
             (
                 "backfill",
                 "--start",
-                start,
+                run.start,
                 "--end",
-                "{{ ds }}",
-                "--source",
-                d.source,
+                run.end,
+                *_source(d),
                 *_symbols(d),
-                *_once_per_run(),
+                *_once_per_run(run, FETCH_HISTORICAL),
             ),
             timeout=timedelta(minutes=30),
             doc="Fetch the window's daily bars from the source and produce them to the batch "
@@ -118,16 +186,18 @@ def batch_steps(config: BatchPipelineConfig) -> list[Step]:
             ("consume", "batch", "--until-caught-up"),
             timeout=timedelta(minutes=20),
             doc="Archive the batch topic to raw/ until the consumer group has caught up.",
+            upstream=(FETCH_HISTORICAL,),
         ),
         Step(
             SPARK_BATCH,
             SPARK,
             # Incremental: only trade dates whose raw files changed since the last commit.
-            ("batch", "--run-id", "{{ run_id }}"),
+            ("batch", "--run-id", run.run_id),
             image="spark",
             timeout=timedelta(minutes=45),
             doc="Spark batch: the trade dates whose raw/ input changed → validated, "
             "deduplicated processed/historical (Delta).",
+            upstream=(CONSUME_BATCH,),
         ),
         Step(
             LOAD_HISTORICAL,
@@ -135,11 +205,12 @@ def batch_steps(config: BatchPipelineConfig) -> list[Step]:
             ("historical", "--json"),
             timeout=timedelta(minutes=20),
             doc="MERGE processed daily metrics into the batch database.",
+            upstream=(SPARK_BATCH,),
         ),
     ]
 
 
-def streaming_steps(config: StreamingPipelineConfig) -> list[Step]:
+def streaming_steps(config: StreamingPipelineConfig, run: RunContext = AIRFLOW_RUN) -> list[Step]:
     """collect ticks → (archive raw ‖ Spark availableNow → load)."""
     d = config.deployment
     return [
@@ -152,10 +223,9 @@ def streaming_steps(config: StreamingPipelineConfig) -> list[Step]:
                 str(config.session_minutes),
                 "--clock",
                 config.clock,
-                "--source",
-                d.source,
+                *_source(d),
                 *_symbols(d),
-                *_once_per_run(),
+                *_once_per_run(run, COLLECT_TICKS),
             ),
             timeout=timedelta(minutes=20),
             doc="Produce the window's ticks to the realtime topic; once per DAG run.",
@@ -166,14 +236,16 @@ def streaming_steps(config: StreamingPipelineConfig) -> list[Step]:
             ("consume", "realtime", "--until-caught-up"),
             timeout=timedelta(minutes=15),
             doc="Archive the ticks to raw/ (replayable history).",
+            upstream=(COLLECT_TICKS,),
         ),
         Step(
             SPARK_STREAM,
             SPARK,
-            ("stream", "--trigger", "availableNow", "--run-id", "{{ run_id }}"),
+            ("stream", "--trigger", "availableNow", "--run-id", run.run_id),
             image="spark",
             timeout=timedelta(minutes=20),
             doc="Structured Streaming over everything new on the topic, then stop.",
+            upstream=(COLLECT_TICKS,),
         ),
         Step(
             LOAD_REALTIME,
@@ -181,6 +253,7 @@ def streaming_steps(config: StreamingPipelineConfig) -> list[Step]:
             ("realtime", "--json"),
             timeout=timedelta(minutes=10),
             doc="MERGE the new window aggregates into the stream database.",
+            upstream=(SPARK_STREAM,),
         ),
     ]
 
@@ -199,50 +272,73 @@ def dbt_common_args(config: DbtPipelineConfig) -> tuple[str, ...]:
     )  # fmt: skip
 
 
-def dbt_steps(config: DbtPipelineConfig) -> dict[str, Step]:
-    """The dbt commands that are not per-model tasks (those come from cosmos)."""
+def dbt_steps(config: DbtPipelineConfig) -> list[Step]:
+    """freshness → staging → marts → tests → docs.
+
+    The two layers (``dbt_select`` set) are one task per model in the DAGs (cosmos, see
+    :mod:`market_dags.dbt`) and one ``dbt build --select <layer>`` elsewhere.
+    """
+    dbt = config.deployment.dbt
     common = dbt_common_args(config)
     test_select: tuple[str, ...] = (
-        () if config.deployment.dbt.test_behavior == "none" else ("--select", "source:*")
+        () if dbt.test_behavior == "none" else ("--select", "source:*")
     )
-    return {
-        SOURCE_FRESHNESS: Step(
+    return [
+        Step(
             SOURCE_FRESHNESS,
             DBT,
             ("source", "freshness", *common),
             timeout=timedelta(minutes=10),
             doc="Fail early when the loaders have not delivered (sources.yml thresholds).",
         ),
-        TESTS: Step(
+        dbt_layer(config, STAGING, (*dbt.seeds_select, *dbt.staging_select), (SOURCE_FRESHNESS,)),
+        dbt_layer(config, MARTS, dbt.marts_select, (STAGING,)),
+        Step(
             TESTS,
             DBT,
             ("test", *common, *test_select),
             timeout=timedelta(minutes=30),
             doc="Tests no model task ran: source tests (or the whole suite without per-model tests).",
+            upstream=(MARTS,),
         ),
-        DOCS: Step(
+        Step(
             DOCS,
             DBT_RUNNER,
             (
                 "--target",
-                config.deployment.dbt.target,
+                dbt.target,
                 "docs-export",
                 "--generate",
                 "--out",
-                str(config.deployment.dbt.resolved_docs_out()),
+                str(dbt.resolved_docs_out()),
             ),
             timeout=timedelta(minutes=15),
             doc="Generate and publish the dbt docs site.",
+            upstream=(TESTS,),
         ),
-    }
+    ]
 
 
-def dbt_layer_step(config: DbtPipelineConfig, layer: str, select: tuple[str, ...]) -> Step:
-    """`dbt build` of one layer: the no-cosmos rendering of a task group."""
+def dbt_layer(
+    config: DbtPipelineConfig, layer: str, select: tuple[str, ...], upstream: tuple[str, ...]
+) -> Step:
+    """`dbt build` of one layer (its models, seeds and their tests).
+
+    ``buildable``: a test whose parents span layers (a mart's has_parent test on a staging
+    model) runs with the later layer, once every parent exists; dbt's default ``eager``
+    would run it with staging, before the mart is built (as cosmos does, see dbt.py).
+    """
     return Step(
-        f"{layer}_build",
+        layer,
         DBT,
-        ("build", *dbt_common_args(config), "--select", *select),
+        ("build", *dbt_common_args(config), "--select", *select,
+         "--indirect-selection", "buildable"),  # fmt: skip
         timeout=timedelta(minutes=45),
         doc=f"dbt build of the {layer} layer ({' '.join(select)}).",
+        upstream=upstream,
+        dbt_select=select,
     )
+
+
+def by_id(graph: Iterable[Step]) -> dict[str, Step]:
+    return {s.task_id: s for s in graph}

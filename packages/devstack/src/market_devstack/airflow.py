@@ -168,12 +168,37 @@ class AirflowHome:
             "cosmos": {"dbt_docs_projects": json.dumps(docs), "enable_telemetry": "False"},
         }
 
+    def tuning(self) -> dict[str, dict[str, str]]:
+        """Defaults for a 2-core laptop that an ``AIRFLOW__<SECTION>__<KEY>`` variable may override.
+
+        Re-parsing the three DAG files every 30 s (Airflow's default) with two parser
+        processes costs a good part of a core; an edited file still shows within two minutes
+        (``airflow dags reserialize`` at once). Parsing the cosmos DAG under load can take
+        longer than the 30 s import timeout, which would drop the DAG.
+        """
+        return {
+            "core": {"dagbag_import_timeout": "120"},
+            "dag_processor": {
+                "min_file_process_interval": "120",
+                "parsing_processes": "1",
+                "dag_file_processor_timeout": "180",
+            },
+        }
+
+    def rendered(self) -> dict[str, dict[str, str]]:
+        """airflow.cfg: :meth:`tuning` overlaid with :meth:`config` (what must agree)."""
+        out = {section: dict(options) for section, options in self.tuning().items()}
+        for section, options in self.config().items():
+            out.setdefault(section, {}).update(options)
+        return out
+
     def environment(self) -> dict[str, str]:
         """The processes' environment: ours for what airflow.cfg sets, the caller's for the rest.
 
-        Inherited ``AIRFLOW__<SECTION>__<KEY>`` variables for keys the stack sets are dropped
-        (an environment variable would win over airflow.cfg and split the deployment, e.g. a
-        test session's SQLite URL); steps find the data stack through ``MARKET_STATE_DIR``.
+        Inherited ``AIRFLOW__<SECTION>__<KEY>`` variables for keys :meth:`config` sets are
+        dropped (an environment variable would win over airflow.cfg and split the deployment,
+        e.g. a test session's SQLite URL); those for :meth:`tuning` keys win, as usual in
+        Airflow. Steps find the data stack through ``MARKET_STATE_DIR``.
         """
         env = dict(os.environ)
         for section, options in self.config().items():
@@ -193,7 +218,7 @@ class AirflowHome:
         """Write airflow.cfg (0600) and the admin's password file."""
         self.path.mkdir(parents=True, exist_ok=True)
         parser = configparser.ConfigParser(interpolation=None)
-        parser.read_dict(self.config())
+        parser.read_dict(self.rendered())
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write("# Rendered by market-devstack on every `up --with airflow`.\n")

@@ -27,10 +27,13 @@ def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) and make it 0700: it holds credentials and data.
 
     ``mkdir(mode=…)`` alone is not enough: the umask applies and an existing directory keeps
-    its mode, so the mode is set explicitly every time.
+    its mode, so the mode is set explicitly every time. A traverse bit for others (o+x, no
+    listing) that :func:`market_devstack.postgres.grant_traverse` gave the directory is
+    kept: PostgreSQL runs as its own account and must reach its data dir below it; the
+    secret files themselves stay 0600.
     """
     path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    os.chmod(path, 0o700 | (path.stat().st_mode & 0o001))
     return path
 
 

@@ -103,6 +103,13 @@ class ServerAccount:
         return cls(entry.pw_uid, entry.pw_gid, prefix)
 
 
+def grant_traverse(path: Path) -> None:
+    """o+x on ``path`` (search, not listing): the unprivileged server must reach its home."""
+    mode = path.stat().st_mode
+    if not mode & 0o001:
+        os.chmod(path, (mode & 0o7777) | 0o001)
+
+
 class PostgresService(Service):
     """``postgres -D <state_dir>/postgres/data`` on 127.0.0.1:``postgres_port``."""
 
@@ -155,6 +162,8 @@ class PostgresService(Service):
 
     def prepare(self) -> None:
         """``initdb`` once (superuser ``market``, generated password, scram-sha-256)."""
+        if self.account.prefix:
+            grant_traverse(Path(self.stack.state_dir))
         self._own(self.home, 0o700)
         self._own(self.socket_dir, 0o700)
         if (self.data_dir / "PG_VERSION").is_file():

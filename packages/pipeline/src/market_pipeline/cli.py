@@ -181,8 +181,7 @@ def run(
     Re-running is safe: steps whose inputs did not change are skipped (run state in
     <state_dir>/pipeline/run_state.json).
     """
-    from market_ingest.rejections import AllRecordsRejectedError
-    from market_pipeline.run import PipelineError, run_pipeline
+    from market_pipeline.run import PipelineError, StepExitError, run_pipeline
     from market_pipeline.summary import print_summary
 
     setup_process(verbose)
@@ -193,7 +192,7 @@ def run(
         result = run_pipeline(options, console=console)
     except (PipelineError, StepFailedError) as exc:
         console.print(f"[red]pipeline failed:[/red] {exc}")
-        rejected = isinstance(exc.__cause__, AllRecordsRejectedError)
+        rejected = isinstance(exc, StepExitError) and exc.rejected
         raise typer.Exit(int(ExitCode.REJECTED if rejected else ExitCode.FAILED)) from exc
     print_summary(result, console)
     if not result.ok:

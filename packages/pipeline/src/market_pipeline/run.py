@@ -1,13 +1,22 @@
-"""The end-to-end run: stack → produce → consume → Spark → load → dbt → report.
+"""The end-to-end run: stack → the platform's step graph → report.
 
-Every step is idempotent on its own (consumers overwrite offset-window objects, Spark
-rewrites partitions / resumes from checkpoints, loaders MERGE new files, dbt rebuilds).
-On top of that each expensive step records a fingerprint of its inputs in the run state
-(:mod:`market_pipeline.state`) and is skipped when the fingerprint matches and its output
-is still there, so a second run is fast. ``force=True`` ignores the recorded state.
+The steps are the DAGs' own (:mod:`market_dags.steps`): the batch graph (fetch+produce →
+consume → Spark batch → load), the streaming graph (ticks → archive ‖ Spark availableNow →
+load) and the dbt graph (freshness → staging → marts → tests → docs), each step the same
+console script with the same arguments, run as a child process the way the DAGs'
+``subprocess`` runner runs it. Only the run's window, id and idempotency keys are concrete
+values here (a :class:`~market_dags.steps.RunContext`) where Airflow renders templates.
+So what ``market-pipeline run`` does locally is what a deployment's DAGs do.
 
-Spark jobs run as child processes (``python -m market_spark``): each gets its own JVM, which
-exits with it, and the pipeline's resolved settings travel as ``MARKET_*`` variables.
+What is local policy, not step definition: the order (the graph in topological order, one
+step at a time: two cores), the progress display, per-step logs under
+``<state_dir>/pipeline/logs/``, and skipping. Every step is idempotent on its own (consumers
+overwrite offset-window objects, Spark rewrites partitions / resumes from checkpoints,
+loaders MERGE new files, dbt rebuilds); on top of that each expensive step records a
+fingerprint of its inputs in the run state (:mod:`market_pipeline.state`) and is skipped
+when the fingerprint matches and its output is still there, so a second run is fast.
+``force=True`` ignores the recorded state. dbt test (and source freshness) failures do not
+stop the run: the report is still written and the run is not ``ok`` (exit code 6).
 """
 
 from __future__ import annotations
@@ -17,8 +26,8 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -40,13 +49,25 @@ from market_common.clients import (
     s3_client,
     snowflake_connection,
 )
+from market_common.exitcodes import ExitCode
 from market_common.identifiers import qualified
 from market_common.logging import get_logger
 from market_common.runtime import StepFailedError, child_env
 from market_common.settings import MarketSettings, load_settings
+from market_dags import steps
+from market_dags.config import (
+    BatchPipelineConfig,
+    DbtConfig,
+    DbtPipelineConfig,
+    DeploymentSettings,
+    RunnerConfig,
+    RunnerKind,
+    StreamingPipelineConfig,
+    TopicsConfig,
+)
+from market_dags.entrypoints import last_json_object, subprocess_argv
 from market_pipeline.counts import LayerCounts, layer_counts, table_rows, topic_messages
 from market_pipeline.marts import MART_NAMES, MartFrames, read_marts
-from market_pipeline.replay import run_source
 from market_pipeline.report import ReportPaths, build_report
 from market_pipeline.state import RunState, fingerprint
 
@@ -54,24 +75,32 @@ log = get_logger(__name__)
 
 SourceName = Literal["synthetic", "yfinance", "replay"]
 StepStatus = Literal["ran", "skipped"]
-TICK_INTERVAL_S = 1  # the synthetic/yfinance tick feeds emit one tick per symbol per second
 FAILED_DBT = frozenset({"error", "fail", "runtime error"})
+# Resource types whose failures are data-quality findings, not missing outputs.
+QUALITY_RESOURCES = ("test", "source")
+LOCAL_DAG_ID = "market-pipeline"
 
 
 class PipelineError(RuntimeError):
     """Base class of the run's failures; messages say which step failed and where to look."""
 
 
-class SparkJobFailedError(PipelineError):
-    """A Spark child process exited non-zero (its log file is named in the message)."""
+class StepExitError(PipelineError):
+    """A step's command exited non-zero; its exit code and log file are in the message."""
+
+    def __init__(self, message: str, *, task_id: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.exit_code = exit_code
+
+    @property
+    def rejected(self) -> bool:
+        """Every record of a produce step was dead-lettered (``ExitCode.REJECTED``)."""
+        return self.exit_code == int(ExitCode.REJECTED)
 
 
 class DbtModelsFailedError(PipelineError):
     """dbt could not build one or more models, so the marts are incomplete."""
-
-
-class IngestFailedError(PipelineError):
-    """Records were not acknowledged by Kafka or could not be written to the raw zone."""
 
 
 @dataclass(frozen=True)
@@ -130,23 +159,15 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        """False when data-quality checks failed (the report is still written)."""
-        return self.dbt is None or self.dbt.count("test", *FAILED_DBT) == 0
+        """False when dbt tests or source freshness failed (the report is still written)."""
+        return self.dbt is None or not any(
+            self.dbt.count(resource, *FAILED_DBT) for resource in QUALITY_RESOURCES
+        )
 
 
 def component_errors() -> tuple[type[BaseException], ...]:
-    """The documented failure classes of the packages the steps call."""
-    from market_dbt.errors import DbtError
-    from market_ingest.errors import IngestError
-    from market_loaders.errors import LoaderError
-
-    errors: tuple[type[BaseException], ...] = (
-        DbtError,
-        IngestError,
-        LoaderError,
-        SnowflakeAuthError,
-        SnowflakeUnavailableError,
-    )
+    """The documented failure classes of what the run calls in this process."""
+    errors: tuple[type[BaseException], ...] = (SnowflakeAuthError, SnowflakeUnavailableError)
     try:  # the dev stack is the optional extra market-pipeline[local]
         from market_devstack.errors import DevStackError
     except ImportError:
@@ -199,8 +220,57 @@ def parse_json_tail(stdout: str) -> dict[str, Any]:
     return data
 
 
+def step_summary(stdout: str) -> dict[str, Any]:
+    """A step's JSON summary: its last one-line JSON object, else a trailing (indented) one."""
+    found = last_json_object(stdout)
+    if found is not None:
+        return found
+    try:
+        return parse_json_tail(stdout)
+    except ValueError:
+        return {}
+
+
+def dbt_node_summary(artifact: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"statuses": {resource: {status: n}}, "failures": [...], "unbuilt": [...]}``.
+
+    ``artifact`` is dbt's ``run_results.json`` or ``sources.json``; ``unbuilt`` lists the
+    models/seeds/snapshots that errored or were skipped (their marts would be missing).
+    """
+    statuses: dict[str, dict[str, int]] = {}
+    failures: list[str] = []
+    unbuilt: list[str] = []
+    for node in artifact.get("results", []):
+        unique_id, status = node["unique_id"], str(node["status"])
+        resource = unique_id.split(".", 1)[0]
+        by_status = statuses.setdefault(resource, {})
+        by_status[status] = by_status.get(status, 0) + 1
+        if status in FAILED_DBT:
+            message = (node.get("message") or "").strip()[:300]
+            failures.append(f"{unique_id} [{status}]: {message}")
+        if resource not in QUALITY_RESOURCES and status in (*FAILED_DBT, "skipped"):
+            unbuilt.append(unique_id)
+    return {"statuses": statuses, "failures": failures, "unbuilt": unbuilt}
+
+
+def merge_dbt(summaries: Sequence[Mapping[str, Any]], schema_context: dict[str, Any]) -> DbtOutcome:
+    """One :class:`DbtOutcome` from the node summaries of the run's dbt steps."""
+    statuses: dict[str, dict[str, int]] = {}
+    failures: list[str] = []
+    for summary in summaries:
+        for resource, by_status in summary.get("statuses", {}).items():
+            merged = statuses.setdefault(resource, {})
+            for status, n in by_status.items():
+                merged[status] = merged.get(status, 0) + int(n)
+        failures += summary.get("failures", [])
+    return DbtOutcome(statuses, failures, schema_context)
+
+
+DBT_SCRIPTS = frozenset({steps.DBT})
+
+
 class Pipeline:
-    """One run; ``run()`` executes the steps in order and returns a :class:`RunResult`."""
+    """One run; ``run()`` executes the step graph in order and returns a :class:`RunResult`."""
 
     def __init__(
         self,
@@ -228,6 +298,130 @@ class Pipeline:
         self.log_dir = Path(self.settings.stack.state_dir) / "pipeline" / "logs"
         self.result = RunResult(self.settings, options)
         self.progress = _progress(self.console)
+        # Unique per invocation: a produce step of this run sends once (idempotency key),
+        # a later run (or --force) sends again; skipping unchanged steps is the run state's job.
+        self.run_id = f"local__{self.now():%Y%m%dT%H%M%S}"
+        self._dbt_inputs: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ the step graph
+
+    def backfill_range(self) -> tuple[date, date]:
+        from market_ingest.calendar import last_completed_session
+
+        end = last_completed_session(self.now())
+        return end - timedelta(days=round(365.25 * self.options.years)), end
+
+    def dbt_project(self) -> Any:
+        from market_dbt.runner import DbtProject
+
+        return DbtProject.from_settings(self.settings)
+
+    def deployment(self) -> DeploymentSettings:
+        """The DAGs' deployment settings for this run: same symbols, source, topics, dbt."""
+        k, project = self.settings.kafka, self.dbt_project()
+        return DeploymentSettings(
+            runner=RunnerConfig(kind=RunnerKind.SUBPROCESS, bin_dir=Path(self.python).parent),
+            symbols=list(self.settings.symbols),
+            source=self.options.source,
+            seed=self.options.seed,
+            replay_paths=[str(p) for p in self.options.replay_paths],
+            topics=TopicsConfig(batch=k.batch_topic, realtime=k.realtime_topic, dlq=k.dlq_topic),
+            bucket=self.settings.s3.bucket,
+            dbt=DbtConfig(
+                project_dir=project.project_dir,
+                profiles_yml=project.profiles_dir / "profiles.yml",
+                target=project.target,
+            ),
+            step_env={
+                # `market-dbt docs-export` finds the project through its own settings.
+                "MARKET_DBT__PROJECT_DIR": str(project.project_dir),
+                "MARKET_DBT__PROFILES_DIR": str(project.profiles_dir),
+            },
+        )
+
+    def graph(self) -> list[steps.Step]:
+        """batch → streaming → dbt (after both loads), as :mod:`market_dags.steps` defines them."""
+        deployment = self.deployment()
+        start, end = self.backfill_range()
+        run = steps.RunContext(
+            start=start.isoformat(), end=end.isoformat(), run_id=self.run_id, dag_id=LOCAL_DAG_ID
+        )
+        batch = steps.batch_steps(BatchPipelineConfig(deployment=deployment), run)
+        streaming = steps.streaming_steps(
+            StreamingPipelineConfig(
+                deployment=deployment, session_minutes=self.options.session_minutes,
+                clock="simulated",
+            ),
+            run,
+        )  # fmt: skip
+        dbt = steps.after(
+            [*batch, *streaming], steps.dbt_steps(DbtPipelineConfig(deployment=deployment))
+        )
+        graph = [*batch, *streaming, *dbt]
+        if not self.options.produce:
+            graph = without(graph, {steps.FETCH_HISTORICAL, steps.COLLECT_TICKS})
+        return steps.in_order(graph)
+
+    # ------------------------------------------------------------------ skipping policy
+
+    def _common_inputs(self) -> dict[str, Any]:
+        return {
+            "source": self.options.source,
+            "replay_paths": [str(p) for p in self.options.replay_paths],
+            "seed": self.options.seed,
+            "symbols": self.settings.symbols,
+        }
+
+    def _skip_policy(
+        self, task_id: str
+    ) -> tuple[Mapping[str, Any] | None, Callable[[dict[str, Any]], bool]]:
+        """``(inputs, still_valid)`` of a step: skipped when both say nothing changed.
+
+        Steps without inputs (consumers, loaders) always run: they are cheap when there is
+        nothing new, and only they notice new records.
+        """
+        s = self.settings
+        k, s3 = s.kafka, s.s3
+        start, end = self.backfill_range()
+
+        def topic_holds(topic: str) -> Callable[[dict[str, Any]], bool]:
+            return lambda r: topic_messages(s, [topic])[topic] >= int(r.get("sent", 0))
+
+        if task_id == steps.FETCH_HISTORICAL:
+            inputs = {**self._common_inputs(), "start": start, "end": end, "topic": k.batch_topic}
+            return inputs, topic_holds(k.batch_topic)
+        if task_id == steps.COLLECT_TICKS:
+            inputs = {**self._common_inputs(), "session": end,
+                      "minutes": self.options.session_minutes, "topic": k.realtime_topic}  # fmt: skip
+            return inputs, topic_holds(k.realtime_topic)
+        if task_id == steps.SPARK_BATCH:
+            # Raw objects are a function of the topic's messages (the consumer rewrites its
+            # open window with fresh ingested_at values, so ETags are no fingerprint).
+            inputs = {
+                "messages": topic_messages(s, [k.batch_topic]),
+                "raw": s3_keys(s, s3.raw_prefix, "historical"),
+                "out": s3.uri(s3.processed_prefix, "historical"),
+            }
+            return inputs, lambda _: bool(s3_keys(s, s3.processed_prefix, "historical"))
+        if task_id == steps.SPARK_STREAM:
+            inputs = {
+                "messages": topic_messages(s, [k.realtime_topic]),
+                "out": s3.uri(s3.processed_prefix, "realtime"),
+                "checkpoint": s3.uri(s3.checkpoint_prefix, "realtime"),
+            }
+            return inputs, lambda _: bool(s3_keys(s, s3.processed_prefix, "realtime"))
+        if task_id in DBT_TASKS:
+            # dbt's inputs are the loaded tables and the project: unchanged → marts unchanged.
+            if self._dbt_inputs is None:
+                project = self.dbt_project()
+                self._dbt_inputs = {
+                    "warehouse": self._warehouse_state(),
+                    "project": dbt_project_hash(project.project_dir),
+                    "database": s.snowflake.batch_database,
+                    "target": project.target,
+                }
+            return self._dbt_inputs, lambda _: self._marts_exist()
+        return None, lambda _: True
 
     # ------------------------------------------------------------------ step machinery
 
@@ -242,13 +436,11 @@ class Pipeline:
     ) -> dict[str, Any]:
         """Run ``action`` (or reuse the result recorded for the same ``inputs``)."""
         key = fingerprint(inputs) if inputs is not None else None
-        task = self.progress.add_task(label, total=None)
+        task = self.progress.add_task(label, total=1)
         if key is not None and not self.options.force:
             cached = self.state.get(name, key)
             if cached is not None and still_valid(cached):
-                self.progress.update(
-                    task, description=f"{label} [dim](up to date)", total=1, completed=1
-                )
+                self.progress.update(task, description=f"{label} [dim](up to date)", completed=1)
                 self.result.steps.append(StepOutcome(name, "skipped", 0.0, cached))
                 return cached
         started = time.monotonic()
@@ -256,35 +448,64 @@ class Pipeline:
             outcome = action(task)
         except component_errors() as exc:
             raise StepFailedError(f"step {name!r} failed: {exc}") from exc
-        task_info = self.progress.tasks[task]
-        self.progress.update(task, total=task_info.total or 1, completed=task_info.total or 1)
+        self.progress.update(task, completed=1)
         if key is not None:
             self.state.put(name, key, outcome)
         self.result.steps.append(StepOutcome(name, "ran", time.monotonic() - started, outcome))
         return outcome
 
-    def _spark(self, task: TaskID, command: str, *args: str) -> dict[str, Any]:
-        """``python -m market_spark <command>`` with our settings; its summary JSON."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"spark-{command}.log"
-        with log_path.open("w") as log_file:
-            process = subprocess.Popen(
-                [self.python, "-m", "market_spark", command, *args],
-                env=child_env(settings=self.settings),
-                stdout=subprocess.PIPE,
-                stderr=log_file,
-                text=True,
-            )
-            stdout, _ = process.communicate()
-        if process.returncode != 0:
-            tail = "\n".join(log_path.read_text().splitlines()[-15:])
-            raise SparkJobFailedError(
-                f"Spark {command} job exited with status {process.returncode}; full log: "
-                f"{log_path}\n{tail}"
-            )
-        return parse_json_tail(stdout)
+    def _run_step(self, step: steps.Step, env: Mapping[str, str]) -> dict[str, Any]:
+        """The step's command as a child process: its JSON summary, or its dbt node summary.
 
-    # ------------------------------------------------------------------ steps
+        stdout (where each CLI prints its summary) and stderr (logs) both end up in
+        ``<state_dir>/pipeline/logs/<task_id>.log``; a non-zero exit names that file.
+        """
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{step.task_id}.log"
+        is_dbt = step.script in DBT_SCRIPTS
+        target = self.dbt_project().target_dir
+        if is_dbt:
+            for name in DBT_ARTIFACTS:  # never report a previous invocation's results as ours
+                (target / name).unlink(missing_ok=True)
+        argv = subprocess_argv(step.script, step.args, bin_dir=Path(self.python).parent)
+        with log_path.open("w") as log_file:
+            log_file.write(f"$ {' '.join(argv)}\n")
+            log_file.flush()
+            proc = subprocess.run(
+                argv, env=dict(env), stdout=subprocess.PIPE, stderr=log_file, text=True,
+                check=False,
+            )  # fmt: skip
+            log_file.write(proc.stdout)
+        if is_dbt:
+            artifact: dict[str, Any] = next(
+                (json.loads(p.read_text()) for n in DBT_ARTIFACTS if (p := target / n).is_file()),
+                {},
+            )
+            summary = dbt_node_summary(artifact)
+            if (proc.returncode != 0 and not summary["statuses"]) or summary["unbuilt"]:
+                raise DbtModelsFailedError(
+                    f"dbt step {step.task_id!r} did not build "
+                    f"{', '.join(summary['unbuilt']) or 'anything'}; failures:\n  "
+                    + "\n  ".join(summary["failures"] or [f"none reported (see {log_path})"])
+                )
+            return summary
+        if proc.returncode != 0:
+            tail = "\n".join(log_path.read_text().splitlines()[-15:])
+            raise StepExitError(
+                f"step {step.task_id!r} ({step.script} {' '.join(step.args[:2])}) exited with "
+                f"{proc.returncode}; full log: {log_path}\n{tail}",
+                task_id=step.task_id,
+                exit_code=proc.returncode,
+            )
+        summary = step_summary(proc.stdout)
+        if step.task_id == steps.DOCS:
+            from market_dbt.docs import model_docs
+
+            manifest = json.loads((target / "manifest.json").read_text())
+            summary["schema_context"] = model_docs(manifest)
+        return summary
+
+    # ------------------------------------------------------------------ pipeline-only steps
 
     def _stack(self, task: TaskID) -> dict[str, Any]:
         if self.options.skip_stack:
@@ -302,90 +523,6 @@ class Pipeline:
             update={"symbols": self.settings.symbols, "contracts": self.settings.contracts}
         )
         return {"services": {n: s.healthy for n, s in info.services.items()}}
-
-    def backfill_range(self) -> tuple[date, date]:
-        from market_ingest.calendar import last_completed_session
-
-        end = last_completed_session(self.now())
-        return end - timedelta(days=round(365.25 * self.options.years)), end
-
-    def _produce(self, task: TaskID, kind: Literal["backfill", "ticks"]) -> dict[str, Any]:
-        from market_ingest import producer
-        from market_ingest.rejections import check_not_all_rejected
-
-        def advance(n: int) -> None:
-            self.progress.advance(task, n)
-
-        common: dict[str, Any] = {
-            "symbols": self.settings.symbols,
-            "source": run_source(self.options),
-            "seed": self.options.seed,
-            "progress": advance,
-            "now": self.now,
-        }
-        if kind == "backfill":
-            start, end = self.backfill_range()
-            result = producer.backfill(
-                self.settings,
-                start=start,
-                end=end,
-                on_total=lambda total: self.progress.update(task, total=total),
-                **common,
-            )
-        else:
-            total = (
-                self.options.session_minutes * 60 // TICK_INTERVAL_S * len(self.settings.symbols)
-            )
-            self.progress.update(task, total=total)
-            result = producer.stream(
-                self.settings,
-                session_minutes=self.options.session_minutes,
-                clock="simulated",
-                **common,
-            )
-        check_not_all_rejected(
-            kind, records=result.records, dead_lettered=result.dead_lettered, reasons=result.reasons
-        )
-        if not result.ok:
-            raise IngestFailedError(
-                f"{kind}: {result.failed} records not acknowledged by Kafka and "
-                f"{result.dlq_failed} dead letters lost; check the broker "
-                f"({self.settings.kafka.bootstrap_servers}) and re-run (the step is repeatable)"
-            )
-        return result.summary()
-
-    def _consume(self, task: TaskID, kind: Literal["batch", "realtime"]) -> dict[str, Any]:
-        from market_ingest.consumer import consume
-
-        result = consume(self.settings, kind, until_caught_up=True)
-        if not result.ok:
-            raise IngestFailedError(
-                f"consumer {kind}: {result.dlq_failed} dead letters were not acknowledged, "
-                "offsets were not committed; re-run to retry"
-            )
-        return {
-            "messages": result.messages,
-            "rows_written": result.rows_written,
-            "dead_lettered": result.dead_lettered,
-            "objects_written": result.objects_written,
-        }
-
-    def _load(self, task: TaskID) -> dict[str, Any]:
-        from market_loaders.loader import load_historical, load_realtime
-
-        self.progress.update(task, total=2)
-        out = {}
-        for name, load in (("historical", load_historical), ("realtime", load_realtime)):
-            result = load(self.settings)
-            out[name] = {
-                "files_loaded": result.files_loaded,
-                "files_skipped": result.files_skipped,
-                "files_rejected": len(result.files_rejected),
-                "rows_merged": result.rows_merged,
-                "rows_rejected": result.rows_rejected,
-            }
-            self.progress.advance(task)
-        return out
 
     def _warehouse_state(self) -> dict[str, Any]:
         """Row count and latest load time of both loader tables (dbt's inputs)."""
@@ -407,41 +544,6 @@ class Pipeline:
         finally:
             conn.close()
         return out
-
-    def _dbt_runner(self) -> Any:
-        from market_dbt.runner import DbtProject, DbtRunner, snowflake_env
-
-        project = DbtProject.from_settings(self.settings)
-        python_path = child_env(settings=self.settings)["PYTHONPATH"]
-        return DbtRunner(project, env={**snowflake_env(self.settings), "PYTHONPATH": python_path})
-
-    def _dbt(self, task: TaskID) -> dict[str, Any]:
-        from market_dbt.docs import model_docs
-
-        runner = self._dbt_runner()
-        built = runner.invoke("build", check=False)
-        statuses: dict[str, dict[str, int]] = {}
-        failures: list[str] = []
-        for node in built.results:
-            resource = node["unique_id"].split(".", 1)[0]
-            by_status = statuses.setdefault(resource, {})
-            by_status[node["status"]] = by_status.get(node["status"], 0) + 1
-            if node["status"] in FAILED_DBT:
-                failures.append(
-                    f"{node['unique_id']} [{node['status']}]: {(node.get('message') or '').strip()[:300]}"
-                )
-        # A failing test skips every model downstream of it: those marts would be missing.
-        unbuilt = [n["unique_id"] for n in built.results
-                   if not n["unique_id"].startswith("test.") and n["status"] in (*FAILED_DBT, "skipped")]  # fmt: skip
-        if not built.results or unbuilt:
-            raise DbtModelsFailedError(
-                f"dbt build did not build {', '.join(unbuilt) or 'anything'}; failures:\n  "
-                + "\n  ".join(
-                    failures or [f"none reported (see {runner.project.project_dir}/logs/dbt.log)"]
-                )
-            )
-        manifest = json.loads((runner.project.target_dir / "manifest.json").read_text())
-        return {"statuses": statuses, "failures": failures, "schema_context": model_docs(manifest)}
 
     def _marts_exist(self) -> bool:
         conn = snowflake_connection(self.settings)
@@ -467,94 +569,56 @@ class Pipeline:
 
     def run(self) -> RunResult:
         started = time.monotonic()
-        s = self.settings
         with self.progress:
             self._step("stack", "Local stack (Kafka, MinIO, fakesnow)", self._stack)
-            s = self.settings
-            k, s3, sf = s.kafka, s.s3, s.snowflake
-            start, end = self.backfill_range()
-            common = {
-                "source": self.options.source,
-                "replay_paths": [str(p) for p in self.options.replay_paths],
-                "seed": self.options.seed,
-                "symbols": s.symbols,
-            }
-            if self.options.produce:
-                self._step(
-                    "backfill",
-                    f"Backfill {start}..{end} → {k.batch_topic}",
-                    lambda t: self._produce(t, "backfill"),
-                    inputs={**common, "start": start, "end": end, "topic": k.batch_topic},
-                    still_valid=lambda r: topic_messages(s, [k.batch_topic])[k.batch_topic]
-                    >= r["sent"],
+            graph = self.graph()
+            env = child_env(self.deployment().step_environment(), settings=self.settings)
+            overall = self.progress.add_task("[bold]steps", total=len(graph))
+            dbt_summaries: list[dict[str, Any]] = []
+            schema_context: dict[str, Any] = {}
+            for step in graph:
+                inputs, still_valid = self._skip_policy(step.task_id)
+
+                def action(_task: TaskID, step: steps.Step = step) -> dict[str, Any]:
+                    return self._run_step(step, env)
+
+                outcome = self._step(
+                    step.task_id, step_label(step), action, inputs=inputs, still_valid=still_valid
                 )
-                self._step(
-                    "ticks",
-                    f"Realtime session ({self.options.session_minutes} min) → {k.realtime_topic}",
-                    lambda t: self._produce(t, "ticks"),
-                    inputs={
-                        **common,
-                        "session": end,
-                        "minutes": self.options.session_minutes,
-                        "topic": k.realtime_topic,
-                    },  # fmt: skip
-                    still_valid=lambda r: topic_messages(s, [k.realtime_topic])[k.realtime_topic]
-                    >= r["sent"],
-                )
-            self._step(
-                "consume_batch",
-                "Consume batch topic → raw/historical",
-                lambda t: self._consume(t, "batch"),
-            )
-            self._step(
-                "consume_realtime",
-                "Consume realtime topic → raw/realtime",
-                lambda t: self._consume(t, "realtime"),
-            )
-            self._step(
-                "spark_batch",
-                "Spark batch raw → processed/historical",
-                lambda t: self._spark(t, "batch"),
-                # Raw objects are a function of the topic's messages (the consumer rewrites
-                # its open window with fresh ingested_at values, so ETags are no fingerprint).
-                inputs={
-                    "messages": topic_messages(s, [k.batch_topic]),
-                    "raw": s3_keys(s, s3.raw_prefix, "historical"),
-                    "out": s3.uri(s3.processed_prefix, "historical"),
-                },  # fmt: skip
-                still_valid=lambda r: bool(s3_keys(s, s3.processed_prefix, "historical")),
-            )
-            self._step(
-                "spark_stream",
-                "Spark streaming (availableNow) → processed/realtime",
-                lambda t: self._spark(t, "stream", "--trigger", "availableNow"),
-                inputs={
-                    "messages": topic_messages(s, [k.realtime_topic]),
-                    "out": s3.uri(s3.processed_prefix, "realtime"),
-                    "checkpoint": s3.uri(s3.checkpoint_prefix, "realtime"),
-                },  # fmt: skip
-                still_valid=lambda r: bool(s3_keys(s, s3.processed_prefix, "realtime")),
-            )
-            self._step(
-                "load", f"Load warehouse ({sf.batch_database}, {sf.stream_database})", self._load
-            )
-            dbt_project = self._dbt_runner().project
-            dbt = self._step(
-                "dbt",
-                "dbt build (staging, marts, tests)",
-                self._dbt,
-                inputs={
-                    "warehouse": self._warehouse_state(),
-                    "project": dbt_project_hash(dbt_project.project_dir),
-                    "database": sf.batch_database,
-                    "target": dbt_project.target,
-                },  # fmt: skip
-                still_valid=lambda r: self._marts_exist(),
-            )
-            self.result.dbt = DbtOutcome(dbt["statuses"], dbt["failures"], dbt["schema_context"])
+                if step.script in DBT_SCRIPTS:
+                    dbt_summaries.append(outcome)
+                schema_context = outcome.get("schema_context", schema_context)
+                self.progress.advance(overall)
+            self.result.dbt = merge_dbt(dbt_summaries, schema_context)
             self._step("report", f"Report → {self.options.report_dir}", self._report)
         self.result.seconds = time.monotonic() - started
         return self.result
+
+
+DBT_TASKS = frozenset(
+    {steps.SOURCE_FRESHNESS, steps.STAGING, steps.MARTS, steps.TESTS, steps.DOCS}
+)
+DBT_ARTIFACTS = ("run_results.json", "sources.json")
+
+
+def step_label(step: steps.Step) -> str:
+    """``task_id: first sentence of the step's doc`` for the progress display."""
+    first = step.doc.split(";")[0].split(": ")[0].split(" (")[0].rstrip(".")
+    if len(first) > LABEL_CHARS:
+        first = first[: LABEL_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    return f"{step.task_id}: {first}" if first else step.task_id
+
+
+LABEL_CHARS = 48
+
+
+def without(graph: list[steps.Step], dropped: set[str]) -> list[steps.Step]:
+    """``graph`` less the ``dropped`` steps (their dependants no longer wait for them)."""
+    return [
+        replace(s, upstream=tuple(u for u in s.upstream if u not in dropped))
+        for s in graph
+        if s.task_id not in dropped
+    ]
 
 
 def run_pipeline(options: RunOptions, **kwargs: Any) -> RunResult:

@@ -9,6 +9,7 @@ from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 
+from market_dags import steps
 from market_pipeline.digest import fmt_count, fmt_pct, fmt_price
 from market_pipeline.report import last_day, top_movers
 from market_pipeline.run import FAILED_DBT, RunResult
@@ -43,7 +44,9 @@ def layers_table(result: RunResult) -> Table:
         "Rows per layer", "layer", "historical (daily bars)", "realtime (ticks / windows)"
     )
     table.add_row(
-        "Kafka produced (this run)", _produced(result, "backfill"), _produced(result, "ticks")
+        "Kafka produced (this run)",
+        _produced(result, steps.FETCH_HISTORICAL),
+        _produced(result, steps.COLLECT_TICKS),
     )
     counts = result.counts
     if counts is not None:
@@ -136,6 +139,10 @@ def quality_table(result: RunResult) -> Table:
         table.add_row("dbt tests passed", f"[green]{passed}[/green]")
         table.add_row("dbt tests warned", fmt_count(dbt.count("test", "warn")))
         table.add_row("dbt tests failed/errored", f"[{colour}]{failed}[/{colour}]")
+        stale = dbt.count("source", *FAILED_DBT)
+        table.add_row(
+            "sources past their freshness limit", f"[{'red' if stale else 'green'}]{stale}[/]"
+        )
         table.add_row(
             "dbt models / seeds built",
             f"{dbt.count('model', 'success')} / {dbt.count('seed', 'success')}",
@@ -149,12 +156,13 @@ def quality_table(result: RunResult) -> Table:
                       f"{fmt_count(counts.quarantined['historical'])} / {fmt_count(counts.quarantined['realtime'])}")  # fmt: skip
     dead = sum(
         _sum(result, step, "dead_lettered")
-        for step in ("backfill", "ticks", "consume_batch", "consume_realtime")
+        for step in (steps.FETCH_HISTORICAL, steps.COLLECT_TICKS, steps.CONSUME_BATCH,
+                     steps.ARCHIVE_TICKS)  # fmt: skip
     )
     table.add_row("dead-lettered by producers/consumers (these steps)", fmt_count(dead))
-    load = result.step("load")
-    if load is not None:
-        rejected = sum(int(v.get("files_rejected", 0)) for v in load.result.values())
+    loads = [o for o in map(result.step, (steps.LOAD_HISTORICAL, steps.LOAD_REALTIME)) if o]
+    if loads:
+        rejected = sum(len(o.result.get("files_rejected") or []) for o in loads)
         table.add_row("loader files rejected", fmt_count(rejected))
     if dbt is not None:
         for failure in dbt.failures[:10]:
