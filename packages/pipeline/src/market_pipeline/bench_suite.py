@@ -95,6 +95,8 @@ def _cli(target: str, *args: str) -> list[str]:
 
 BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("ingest", lambda d: _cli("market_ingest.cli:app", "bench", "--output", str(d / "ingest")), ("ingest",)),
+    # The long fuzz run of #12 (100,000 values, ~15 min on 2 busy cores): fast path vs pydantic.
+    Benchmark("fuzz", lambda d: _cli("market_ingest.cli:app", "bench-fuzz", "--output", str(d / "ingest_fuzz")), ("ingest_fuzz",)),
     Benchmark("spark", lambda d: ["-m", "market_spark", "bench", "--results-dir", str(d)], ("spark",)),
     Benchmark("spark-s3a", lambda d: ["-m", "market_spark", "bench-s3a", "--results-dir", str(d)], ("spark_s3a",)),
     Benchmark("loader", lambda d: _cli("market_loaders.cli:app", "bench", "--out-dir", str(d)), ("warehouse",), repeat=3),
@@ -118,6 +120,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("Producer vs Kafka ProducerPerformance", "ingest", "ingest", ("producer_ratio",), "x", (">=", 0.5), "#3"),
     Figure("Producer throughput", "ingest", "ingest", ("producer", "msgs_per_s"), "msgs/s", None, "#3"),
     Figure("Consumer → raw zone", "ingest", "ingest", ("consumer", "rows_per_s"), "rows/s", (">=", 50_000), "#3"),
+    Figure("Decoder fuzz, values judged (fast path vs pydantic)", "fuzz", "ingest_fuzz", ("messages",), "values", (">=", 100_000), "#12"),
+    Figure("Decoder fuzz, verdicts that differ", "fuzz", "ingest_fuzz", ("disagreements",), "values", ("<=", 0), "#12"),
     Figure("Spark batch vs DuckDB (time ratio)", "spark", "spark", ("ratio_spark_to_duckdb",), "x", ("<=", 2.0), "#4"),
     Figure("Spark streaming, availableNow", "spark", "spark", ("stream_ticks_per_s",), "ticks/s", None, "#4"),
     Figure("Producer throughput, 3 brokers (RF 3, min ISR 2)", "kafka_3brokers", "ingest_3brokers", ("producer", "msgs_per_s"), "msgs/s", None, "#17"),
