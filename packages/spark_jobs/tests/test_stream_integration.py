@@ -111,8 +111,9 @@ def test_stream_survives_sigkill_drops_late_and_duplicate_ticks_and_matches_reco
     on_time = synthetic.ticks(
         ["AAPL", "MSFT", "BRK.B"], start=START, count=900, span=timedelta(hours=2), topic=topic
     )
-    # Late ticks: their 15-minute windows closed long before they arrive (watermark ≥ 14:10
-    # after the first batch), and they lie outside every emitted window's trailing hour.
+    # Late ticks: their 15-minute windows closed long before they arrive in the last batch
+    # (the previous batch's watermark is past 15:00), and they lie outside every emitted
+    # window's trailing hour.
     late = on_time.iloc[:5].copy()
     late["ts"] = [START - timedelta(minutes=m) for m in (59, 58, 50, 40, 33)]
     late["symbol"] = ["AAPL", "AAPL", "MSFT", "MSFT", "BRK.B"]
@@ -173,7 +174,19 @@ def test_stream_survives_sigkill_drops_late_and_duplicate_ticks_and_matches_reco
             _crash(proc)
     assert proc.returncode == -signal.SIGKILL
 
-    summary = run_stream(settings, spark=spark, topic=topic, paths=paths, run_id="resumed")
+    # The resumed run cuts the same 150-offset batches as the killed one: where the batches
+    # end decides which ticks are late (see tick_dedup: late means behind the watermark of
+    # the previous micro-batch), so the test must not leave that to the timing of the kill.
+    # With one batch for the rest, the late ticks would share batch 1 with on-time ones,
+    # judged against batch 0's watermark (none yet), and be aggregated.
+    summary = run_stream(
+        settings,
+        spark=spark,
+        topic=topic,
+        paths=paths,
+        run_id="resumed",
+        max_offsets_per_trigger=PER_TRIGGER,
+    )
     assert summary.batches >= 1
 
     out = spark.read.parquet(

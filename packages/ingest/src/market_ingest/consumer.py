@@ -89,6 +89,8 @@ DEFAULT_WINDOW_ROWS: dict[str, int] = {"batch": 100_000, "realtime": 50_000}
 # Backoff (market_common.retry's policy) while Kafka or the object store is unreachable.
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
+# Object listings kept per run (see RawZoneConsumer._objects_below).
+LISTED_PREFIXES_MAX = 512
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -395,10 +397,14 @@ class RawZoneConsumer:
 
         Only this consumer writes its partitions while it owns them (a zombie is the
         documented exception), so the listing stays true as long as it is updated with
-        every object written or deleted.
+        every object written or deleted. A long-running realtime consumer meets a new
+        ``hour=`` prefix every hour: past :data:`LISTED_PREFIXES_MAX` the cache starts over
+        (one more LIST per prefix, memory bounded).
         """
         known = self._listed.get(prefix)
         if known is None:
+            if len(self._listed) >= LISTED_PREFIXES_MAX:
+                self._listed.clear()
             paginator = self.s3.get_paginator("list_objects_v2")
             pages = self._store(
                 "list", prefix, lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=prefix))
