@@ -50,6 +50,7 @@ bounded by ``window_rows`` rows per assigned partition (plus one poll batch).
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 import time
@@ -434,11 +435,8 @@ class RawZoneConsumer:
             if kept.num_rows:
                 self._put(other, parquet_bytes(kept))
             else:
-                self._store(
-                    "delete",
-                    other,
-                    lambda o=other: self.s3.delete_object(Bucket=self.bucket, Key=o),
-                )
+                delete = functools.partial(self.s3.delete_object, Bucket=self.bucket, Key=other)
+                self._store("delete", other, delete)
                 del known[other]
             removed += table.num_rows - kept.num_rows
             log.info(
