@@ -14,7 +14,7 @@ import pytest
 from market_testing.bad_inputs import bar_record
 from stack_helpers import dead_letters, produce, raw_offsets
 
-from market_common.clients import kafka_admin
+from market_common.clients import kafka_admin, kafka_consumer
 from market_common.settings import MarketSettings, load_settings
 from market_ingest.consumer import ConsumeResult, consume
 
@@ -117,3 +117,43 @@ def test_finding_window_rows_change_between_runs_keeps_each_row_once(
     second = run(settings, window_rows=7)
     assert second.ok and second.committed == {0: 80}, second
     assert raw_offsets(s3_client, settings) == list(range(80))
+
+
+def _reset_group(settings: MarketSettings, offset: int | None) -> None:
+    """What ``kafka-consumer-groups --reset-offsets`` does: commit ``offset`` (None = the
+    earliest) with empty metadata, so the window size the offsets were committed with is
+    forgotten."""
+    from kafka import TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    c = kafka_consumer(settings, group_id=settings.kafka.batch_group)
+    try:
+        tp = TopicPartition(settings.kafka.batch_topic, 0)
+        c.assign([tp])
+        if offset is None:
+            c.seek_to_beginning(tp)
+            offset = c.position(tp)
+        c.commit({tp: OffsetAndMetadata(offset, "", -1)})
+    finally:
+        c.close(autocommit=False)
+
+
+def test_finding_group_reset_with_changed_window_rows_keeps_each_row_once(
+    settings: MarketSettings, s3_client: Any
+) -> None:
+    # Was: a reset drops the commit metadata, so the next run's --window-rows named new keys
+    # beside the objects of the old size: every re-read row twice in raw. Bars 9 days apart
+    # span several year= partitions, so windows straddle object directories.
+    produce(settings, [bar(9 * i) for i in range(60)])
+    assert run(settings, window_rows=20).committed == {0: 60}
+    # (reset to, next run's window size): to the start; into the middle of old windows of
+    # two other sizes (rewind to 18 splits [14, 20] of size 7 and [0, 19] of size 20); past
+    # everything with one more size, then new records.
+    for reset_to, window_rows in ((None, 7), (23, 9), (None, 50), (41, 13)):
+        _reset_group(settings, reset_to)
+        result = run(settings, window_rows=window_rows)
+        assert result.ok and result.committed == {0: 60}, (reset_to, window_rows, result)
+        assert raw_offsets(s3_client, settings) == list(range(60)), (reset_to, window_rows)
+    produce(settings, [bar(9 * i + 1) for i in range(60, 75)])
+    assert run(settings, window_rows=11).committed == {0: 75}
+    assert raw_offsets(s3_client, settings) == list(range(75))

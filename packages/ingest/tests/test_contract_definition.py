@@ -26,7 +26,7 @@ def test_readme_reason_table_is_generated_from_the_definition() -> None:
     ), "README reason table out of step: paste `python -m market_common.contract_spec`"
 
 
-def test_every_engine_uses_the_definitions_fields_and_codes() -> None:
+def test_finding_contract_written_four_times_every_engine_uses_the_one_definition() -> None:
     assert REASON_CODES == contract_spec.REASON_CODES
     for kind, fields in contract_spec.FIELDS.items():
         names = tuple(f.name for f in fields)

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from market_ingest import rawzone
 from market_ingest.rawzone import (
     SCHEMAS,
     object_key,
@@ -107,3 +108,24 @@ def test_realtime_split_by_utc_date_and_hour() -> None:
     expected = frame["ts"].dt.strftime("date=%Y-%m-%d/hour=%H").value_counts().to_dict()
     assert {k: v.num_rows for k, v in groups.items()} == expected
     assert sum(g.num_rows for g in groups.values()) == len(frame)
+
+
+def test_window_in_key_reads_back_what_object_key_names() -> None:
+    prefix = rawzone.objects_prefix(
+        "raw", "historical", "year=2024", topic="t-p0001-o1", partition=1
+    )
+    key = rawzone.object_key(
+        "raw", "historical", "year=2024", topic="t-p0001-o1", partition=1, first=20, last=39
+    )
+    assert rawzone.window_in_key(key, prefix) == (20, 39)
+    other_partition = rawzone.objects_prefix(
+        "raw", "historical", "year=2024", topic="t-p0001-o1", partition=11
+    )
+    assert rawzone.window_in_key(key, other_partition) is None
+    assert rawzone.window_in_key(prefix + "00000000000000000020-x.parquet", prefix) is None
+
+
+def test_without_offsets_keeps_rows_outside_the_window() -> None:
+    table = pa.table({"kafka_offset": pa.array([3, 7, 8, 12, 14], pa.int64())})
+    kept = rawzone.without_offsets(table, 7, 12)
+    assert kept.column("kafka_offset").to_pylist() == [3, 14]

@@ -38,11 +38,12 @@ json_values: st.SearchStrategy[Any] = st.recursive(
 
 @st.composite
 def bars(draw: st.DrawFn, now: datetime) -> dict[str, Any]:
-    """A daily bar that is valid unless the drawn symbol is outside :data:`UNIVERSE`."""
+    """A daily bar, valid unless its symbol is outside :data:`UNIVERSE` or its date future."""
     low = draw(st.floats(min_value=0.5, max_value=5_000.0))
     high = low + draw(st.floats(min_value=0.0, max_value=500.0))
     frac = st.floats(min_value=0.0, max_value=1.0)
-    day = draw(st.dates(min_value=date(1990, 1, 1), max_value=now.date()))
+    # A few days past ``now``: the engines must agree on future_timestamp too.
+    day = draw(st.dates(min_value=date(1990, 1, 1), max_value=now.date() + timedelta(days=3)))
     return {
         "schema_version": 1,
         "symbol": draw(st.sampled_from(SYMBOLS)),
@@ -58,8 +59,9 @@ def bars(draw: st.DrawFn, now: datetime) -> dict[str, Any]:
 
 @st.composite
 def ticks(draw: st.DrawFn, now: datetime) -> dict[str, Any]:
-    """A tick that is valid unless the drawn symbol is outside :data:`UNIVERSE`."""
-    seconds = draw(st.integers(min_value=0, max_value=30 * 86_400))
+    """A tick, valid unless its symbol is outside :data:`UNIVERSE` or its time future."""
+    # Up to two hours past ``now`` (the default skew is minutes): future ticks included.
+    seconds = draw(st.integers(min_value=-2 * 3_600, max_value=30 * 86_400))
     ts = (now - timedelta(seconds=seconds)).astimezone(UTC)
     return {
         "schema_version": 1,

@@ -182,9 +182,11 @@ def assert_frames_close(actual: pd.DataFrame, expected: pd.DataFrame, keys: list
     """Same key set, exact integers/strings, floats within 1e-9 relative (summation order)."""
     a = actual.sort_values(keys).reset_index(drop=True)
     e = expected.sort_values(keys).reset_index(drop=True)
-    assert list(a[keys].astype(str).itertuples(index=False)) == list(
-        e[keys].astype(str).itertuples(index=False)
-    ), "row keys differ"
+    got, want = (list(f[keys].astype(str).itertuples(index=False)) for f in (a, e))
+    assert got == want, (
+        f"row keys differ: only in actual {sorted(set(got) - set(want))[:20]}, only in "
+        f"expected {sorted(set(want) - set(got))[:20]}, {len(got)} vs {len(want)} rows"
+    )
     for col in e.columns:
         if col in keys:
             continue

@@ -8,16 +8,25 @@ give the same reasons as Spark.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from market_benchmarks.spark import _reason_sql
+from market_testing.bad_inputs import tick_record
 from pyspark.sql import SparkSession
 
+from market_common.contract_spec import PRICE_MAX, VOLUME_MAX
 from market_common.contracts import ContractPolicy, DailyBar, InvalidRecordError, validate_payload
 from market_spark.schemas import RAW_HISTORICAL
-from market_spark.steps import historical_dedup, historical_quality
+from market_spark.steps import (
+    historical_dedup,
+    historical_quality,
+    tick_parse,
+    tick_quality,
+    tick_windows,
+)
 
 pytestmark = pytest.mark.spark
 NOW = datetime(2024, 6, 3, 23, 0, tzinfo=UTC)
@@ -105,3 +114,45 @@ def test_duckdb_sql_form_gives_the_same_reasons(spark: SparkSession) -> None:
         f"SELECT {_reason_sql(NOW)} AS reason FROM frame ORDER BY kafka_offset"  # noqa: S608
     ).fetchall()
     assert [r[0] for r in got] == [code for _, code in CASES]
+
+
+def _ticks(spark: SparkSession, records: list[dict[str, Any]]) -> Any:
+    df = spark.createDataFrame(
+        [(None, json.dumps(r).encode(), "t", 0, i, INGESTED) for i, r in enumerate(records)],
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
+    )
+    policy = ContractPolicy()
+    return tick_quality.transform(tick_parse.transform(df, policy=policy), policy=policy, now=NOW)
+
+
+def test_finding_volume_int64_max_tick_is_quarantined_and_window_sums_cannot_overflow(
+    spark: SparkSession,
+) -> None:
+    # Was: 2^63-1 passed the contract and overflowed the windows' ANSI sum(volume), so the
+    # stream failed on that batch on every rerun. The largest volume the contract admits
+    # summed over many ticks of one window stays within 64 bits.
+    start = datetime(2024, 6, 3, 14, 0, tzinfo=UTC)
+    valid = [
+        tick_record("AAPL", start + timedelta(seconds=i)) | {"volume": VOLUME_MAX}
+        for i in range(50)
+    ]
+    huge = tick_record("AAPL", start) | {"volume": 2**63 - 1}
+    checked = _ticks(spark, [*valid, huge])
+    reasons = [r["reason"] for r in checked.orderBy("kafka_offset").collect()]
+    assert reasons == [None] * len(valid) + ["out_of_bounds"]
+    (window,) = tick_windows.transform(checked.where("reason IS NULL")).collect()
+    assert window["volume_sum_15m"] == VOLUME_MAX * len(valid)
+
+
+def test_finding_price_1e308_tick_is_quarantined_and_window_means_stay_finite(
+    spark: SparkSession,
+) -> None:
+    # Was: 1e308 was finite and positive, and sum(price) over a window became inf.
+    start = datetime(2024, 6, 3, 14, 0, tzinfo=UTC)
+    valid = [tick_record("AAPL", start + timedelta(seconds=i), price=PRICE_MAX) for i in range(3)]
+    huge = [tick_record("AAPL", start, price=p) for p in (1e308, 1.7e308)]
+    checked = _ticks(spark, [*valid, *huge])
+    reasons = [r["reason"] for r in checked.orderBy("kafka_offset").collect()]
+    assert reasons == [None] * len(valid) + ["out_of_bounds"] * len(huge)
+    (window,) = tick_windows.transform(checked.where("reason IS NULL")).collect()
+    assert window["ma_15m"] == PRICE_MAX and window["ma_1h"] == PRICE_MAX

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from market_benchmarks.spark import NOW, duckdb_counts, duckdb_transform, repo_results_dir
-
 from market_common.clients import s3_client
 from market_common.logging import get_logger
 from market_common.settings import MarketSettings

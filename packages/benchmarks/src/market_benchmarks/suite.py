@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from market_benchmarks.memory import PeakMemory
 from rich.console import Console
 
+from market_benchmarks.memory import PeakMemory
 from market_common.logging import configure_logging
 from market_common.runtime import child_env
 from market_common.settings import MarketSettings, load_settings
@@ -90,6 +90,8 @@ def _cli(command: str, *args: str) -> list[str]:
 
 BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("ingest", lambda d: _cli("ingest", "--output", str(d / "ingest")), ("ingest",)),
+    # The long fuzz run of #12 (100,000 values, ~15 min on 2 busy cores): fast path vs pydantic.
+    Benchmark("fuzz", lambda d: _cli("fuzz", "--output", str(d / "ingest_fuzz")), ("ingest_fuzz",)),
     Benchmark("spark", lambda d: _cli("spark", "--results-dir", str(d)), ("spark",)),
     Benchmark("spark-s3a", lambda d: _cli("spark-s3a", "--results-dir", str(d)), ("spark_s3a",)),
     Benchmark("loader", lambda d: _cli("loader", "--out-dir", str(d)), ("warehouse",), repeat=3),
@@ -113,6 +115,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("Producer vs Kafka ProducerPerformance", "ingest", "ingest", ("producer_ratio",), "x", (">=", 0.5), "#3"),
     Figure("Producer throughput", "ingest", "ingest", ("producer", "msgs_per_s"), "msgs/s", None, "#3"),
     Figure("Consumer → raw zone", "ingest", "ingest", ("consumer", "rows_per_s"), "rows/s", (">=", 50_000), "#3"),
+    Figure("Decoder fuzz, values judged (fast path vs pydantic)", "fuzz", "ingest_fuzz", ("messages",), "values", (">=", 100_000), "#12"),
+    Figure("Decoder fuzz, verdicts that differ", "fuzz", "ingest_fuzz", ("disagreements",), "values", ("<=", 0), "#12"),
     Figure("Spark batch vs DuckDB (time ratio)", "spark", "spark", ("ratio_spark_to_duckdb",), "x", ("<=", 2.0), "#4"),
     Figure("Spark streaming, availableNow", "spark", "spark", ("stream_ticks_per_s",), "ticks/s", None, "#4"),
     Figure("Producer throughput, 3 brokers (RF 3, min ISR 2)", "kafka_3brokers", "ingest_3brokers", ("producer", "msgs_per_s"), "msgs/s", None, "#17"),

@@ -22,10 +22,12 @@ How:
 * On (re)assignment a partition is rewound from its committed offset ``c`` to the start
   of its window, ``floor(c / W) * W``, so a provisional window is re-read and rewritten
   whole. Malformed records below ``c`` were already dead-lettered and are not sent again.
-* Resetting the group to the beginning re-reads everything and rewrites the same keys
-  (if ``window_rows`` is the one the objects were written with: a reset drops the commit
-  metadata): the raw zone still holds each offset once (the DLQ may then get repeats, which
-  carry topic/partition/offset for de-duplication).
+* Resetting the group to the beginning re-reads everything and rewrites the same keys:
+  the raw zone still holds each offset once (the DLQ may then get repeats, which carry
+  topic/partition/offset for de-duplication). A reset drops the commit metadata, so the
+  next run may use another ``window_rows``: writing a window then removes its offsets from
+  the overlapping objects of the other size (after the new object is written and before
+  the commit, so a crash in between leaves repeats that the rewrite removes, never gaps).
 * Every value is judged on its own bytes (:func:`market_ingest.records.decode_values`):
   whatever arrives ends as one raw row at its own offset or one dead letter, never a crash.
 
@@ -48,6 +50,8 @@ bounded by ``window_rows`` rows per assigned partition (plus one poll batch).
 
 from __future__ import annotations
 
+import functools
+import io
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +60,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from market_common.clients import ensure_topics, kafka_consumer, kafka_producer, s3_client
 from market_common.contracts import ContractPolicy
@@ -67,11 +72,13 @@ from market_ingest.offsets import Letter, PartitionBook, Window, window_rows_fro
 from market_ingest.rawzone import (
     STREAM_KIND,
     Stream,
-    object_key,
+    objects_prefix,
     parquet_bytes,
     split_by_partition,
     to_table,
+    window_in_key,
     window_of,
+    without_offsets,
 )
 from market_ingest.records import dead_letter_json, decode_values
 
@@ -83,6 +90,8 @@ DEFAULT_WINDOW_ROWS: dict[str, int] = {"batch": 100_000, "realtime": 50_000}
 # Backoff (market_common.retry's policy) while Kafka or the object store is unreachable.
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
+# Object listings kept per run (see RawZoneConsumer._objects_below).
+LISTED_PREFIXES_MAX = 512
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -119,6 +128,7 @@ class ConsumeResult:
     kafka_retries: int = 0  # transient Kafka errors ridden out (broker restarts, …)
     write_retries: int = 0  # flushes that failed because the object store was unreachable
     write_failed: bool = False  # stopped while the object store was unreachable
+    superseded_rows_removed: int = 0  # rows of windows of another size rewritten away
     elapsed_s: float = 0.0
     keys: list[str] = field(default_factory=list)
 
@@ -183,6 +193,7 @@ class RawZoneConsumer:
         self.result = ConsumeResult(kind=kind, topic=self.topic, group=self.group)
         self._pending: set[Any] = set()
         self._write_blocked = False  # the last flush could not write: partitions paused
+        self._listed: dict[str, dict[str, tuple[int, int]]] = {}  # see _objects_below
 
     # ------------------------------------------------------------------ assignment
 
@@ -341,45 +352,104 @@ class RawZoneConsumer:
 
     # ------------------------------------------------------------------ writing
 
-    def _put(self, key: str, body: bytes) -> None:
+    def _store(self, what: str, key: str, call: Callable[[], Any]) -> Any:
         # boto3 already retries each request; a short retry here covers a blip, and a
         # longer outage is ridden out by the run loop (paused partitions, backoff).
         try:
-            retry(
-                lambda: self.s3.put_object(Bucket=self.bucket, Key=key, Body=body),
-                attempts=2,
-                what="raw put_object",
-            )
+            return retry(call, attempts=2, what=f"raw {what}")
         except Exception as exc:
             raise RawWriteError(
-                f"could not write s3://{self.bucket}/{key}: {exc}. Offsets were not committed; "
-                "the flush is retried with backoff (or, after a stop, the consumer resumes "
-                "from the last committed window)."
+                f"could not {what} s3://{self.bucket}/{key}: {exc}. Offsets were not "
+                "committed; the flush is retried with backoff (or, after a stop, the consumer "
+                "resumes from the last committed window)."
             ) from exc
+
+    def _put(self, key: str, body: bytes) -> None:
+        self._store(
+            "write", key, lambda: self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        )
 
     def _write_window(self, partition: int, window: Window) -> None:
         table = window.table()
         if table is None:
             return
+        removed = 0
         for hive_path, part in split_by_partition(self.stream, table):
-            key = object_key(
-                self.raw_prefix,
-                self.stream,
-                hive_path,
-                topic=self.topic,
-                partition=partition,
-                first=window.first,
-                last=window.last,
+            prefix = objects_prefix(
+                self.raw_prefix, self.stream, hive_path, topic=self.topic, partition=partition
             )
+            key = f"{prefix}{window.first:020d}-{window.last:020d}.parquet"
             body = parquet_bytes(part.sort_by("kafka_offset"))
             self._put(key, body)
             self.result.objects_written += 1
             self.result.bytes_written += len(body)
             self.result.keys.append(key)
+            # Only after the new object exists: a crash in between leaves repeats (removed
+            # when the uncommitted window is rewritten), never a gap.
+            removed += self._remove_superseded(prefix, key, window)
         # Counted once every object is written (a failed flush is retried whole); rewrites
         # replace earlier provisional objects, so only the new rows count.
-        self.result.rows_written += table.num_rows - window.written_rows
+        self.result.rows_written += table.num_rows - window.written_rows - removed
+        self.result.superseded_rows_removed += removed
         window.written_rows = table.num_rows
+
+    def _objects_below(self, prefix: str) -> dict[str, tuple[int, int]]:
+        """Objects under ``prefix`` and their offset windows, listed once per run.
+
+        Only this consumer writes its partitions while it owns them (a zombie is the
+        documented exception), so the listing stays true as long as it is updated with
+        every object written or deleted. A long-running realtime consumer meets a new
+        ``hour=`` prefix every hour: past :data:`LISTED_PREFIXES_MAX` the cache starts over
+        (one more LIST per prefix, memory bounded).
+        """
+        known = self._listed.get(prefix)
+        if known is None:
+            if len(self._listed) >= LISTED_PREFIXES_MAX:
+                self._listed.clear()
+            paginator = self.s3.get_paginator("list_objects_v2")
+            pages = self._store(
+                "list", prefix, lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=prefix))
+            )
+            known = {}
+            for obj in (o for page in pages for o in page.get("Contents", [])):
+                span = window_in_key(obj["Key"], prefix)
+                if span is not None:
+                    known[obj["Key"]] = span
+            self._listed[prefix] = known
+        return known
+
+    def _remove_superseded(self, prefix: str, key: str, window: Window) -> int:
+        """Remove ``window``'s offsets from the objects of other window sizes that overlap
+        it (left by runs with another ``window_rows``, see :mod:`market_ingest.rawzone`);
+        returns how many rows were removed."""
+        known = self._objects_below(prefix)
+        known[key] = (window.first, window.last)
+        removed = 0
+        for other, (first, last) in sorted(known.items()):
+            if other == key or last < window.first or first > window.last:
+                continue
+            table = pq.read_table(io.BytesIO(self._read(other)))
+            kept = without_offsets(table, window.first, window.last)
+            if kept.num_rows == table.num_rows:
+                continue
+            if kept.num_rows:
+                self._put(other, parquet_bytes(kept))
+            else:
+                delete = functools.partial(self.s3.delete_object, Bucket=self.bucket, Key=other)
+                self._store("delete", other, delete)
+                del known[other]
+            removed += table.num_rows - kept.num_rows
+            log.info(
+                "removed rows superseded by a window of another size",
+                extra={"object": other, "rows": table.num_rows - kept.num_rows},
+            )
+        return removed
+
+    def _read(self, key: str) -> bytes:
+        def get() -> bytes:
+            return bytes(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
+        return bytes(self._store("read", key, get))
 
     def _flush(self, *, positions: dict[int, int], include_open: bool) -> None:
         """Write complete (and, if ``include_open``, incomplete) windows, then commit."""

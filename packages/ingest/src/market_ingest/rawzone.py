@@ -15,6 +15,11 @@ Layout (``<raw>`` = ``settings.s3.raw_prefix``, default ``raw``)::
   never on when or how often the data was consumed. An object holds the valid records of
   its window whose event time falls in its Hive partition; offsets are zero-padded to 20
   digits so keys sort by offset.
+* The window size is a run option, and a group reset forgets the one the offsets were
+  committed with, so a window may be written over objects of *another* size. Writing a
+  window therefore removes its offsets from every other object of the same (topic,
+  partition, Hive partition) whose window overlaps it (:func:`without_offsets`): each
+  offset stays in exactly one object whatever sizes successive runs used.
 * Partition columns (``year``, ``date``, ``hour``) live in the path only; Spark's
   partition discovery adds them (as int / date / int).
 """
@@ -22,6 +27,7 @@ Layout (``<raw>`` = ``settings.s3.raw_prefix``, default ``raw``)::
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Literal
@@ -29,6 +35,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from market_ingest.records import Kind
@@ -98,8 +105,31 @@ def object_key(
     last: int,
 ) -> str:
     """Deterministic key of one raw object (see the module docstring)."""
-    name = f"part-{topic}-p{partition:04d}-o{first:020d}-{last:020d}.parquet"
+    prefix = objects_prefix(raw_prefix, stream, partition_path, topic=topic, partition=partition)
+    return f"{prefix}{first:020d}-{last:020d}.parquet"
+
+
+def objects_prefix(
+    raw_prefix: str, stream: Stream, partition_path: str, *, topic: str, partition: int
+) -> str:
+    """Key prefix shared by every object of (topic, partition) in one Hive partition."""
+    name = f"part-{topic}-p{partition:04d}-o"
     return "/".join(p.strip("/") for p in (raw_prefix, stream, partition_path, name) if p)
+
+
+_WINDOW_SUFFIX = re.compile(r"(\d{20})-(\d{20})\.parquet")
+
+
+def window_in_key(key: str, prefix: str) -> tuple[int, int] | None:
+    """The offset window ``(first, last)`` named by ``key`` below ``prefix``, else None."""
+    match = _WINDOW_SUFFIX.fullmatch(key[len(prefix) :]) if key.startswith(prefix) else None
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def without_offsets(table: pa.Table, first: int, last: int) -> pa.Table:
+    """``table`` minus its rows whose ``kafka_offset`` lies in ``[first, last]``."""
+    offsets = table.column("kafka_offset")
+    return table.filter(pc.or_(pc.less(offsets, first), pc.greater(offsets, last)))
 
 
 def to_table(

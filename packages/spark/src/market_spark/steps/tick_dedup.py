@@ -10,6 +10,14 @@ input row at a time: its ``numRowsDroppedByWatermark`` (progress ``stateOperator
 :data:`OPERATOR_NAME`) counts late ticks exactly, while the window aggregation behind it would
 count dropped partial-aggregate groups. A key is remembered until the watermark passes its
 ``ts`` + the watermark delay; a redelivery arriving after that is late and counted as late.
+
+Which tick is late is Structured Streaming's rule for chained stateful operators: a tick of
+micro-batch ``k`` is late when its ``ts`` is behind the watermark of batch ``k - 1`` (the
+current watermark only evicts state). So nothing is dropped in the first two batches of a
+new query (batch 0 has no watermark yet), and the verdict depends on where batches end,
+hence on ``maxOffsetsPerTrigger`` and on when a run was stopped: a tick older than the
+watermark but not yet behind the previous batch's is aggregated. Its window is still emitted
+once, after the watermark passes its end.
 On a batch DataFrame (which ``dropDuplicatesWithinWatermark`` refuses) it is
 ``dropDuplicates(KEY)``: all ticks are on time there.
 """

@@ -9,6 +9,8 @@ anywhere: one tick from 2099 would push the event-time watermark past every real
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -21,16 +23,20 @@ REQUIRED = tuple(f.name for f in contract_spec.FIELDS["tick"])
 REASONS = tuple(r.code for r in contract_spec.REASONS if "tick" in r.kinds)
 
 
-def transform(df: DataFrame, *, policy: ContractPolicy | None = None) -> DataFrame:
+def transform(
+    df: DataFrame, *, policy: ContractPolicy | None = None, now: datetime | None = None
+) -> DataFrame:
     """Ticks with a ``parse_error`` column (null when parsed) → the same columns + ``reason``.
 
     ``policy`` (default: the job's settings) supplies the universe and the future skew. The
     value rules are the contract's (:func:`~market_spark.steps.rules.contract_rules`).
+    Future ticks are judged against ``now``, by default each micro-batch's
+    ``current_timestamp()`` (a fixed ``now`` lets tests compare engines on one clock).
     """
     policy = policy_or_default(policy)
     c = F.col
     rules = [("parse_error", c("parse_error").isNotNull())]
-    rules += contract_rules("tick", policy, required=REQUIRED)
+    rules += contract_rules("tick", policy, required=REQUIRED, now=now)
     reason = first_failing(rules)
     reason = F.when(reason == "parse_error", c("parse_error")).otherwise(reason)
     return df.select(*[c(name) for name in df.columns], reason.alias("reason"))
