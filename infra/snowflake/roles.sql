@@ -5,12 +5,20 @@
 --
 --   market_loader       the loaders (market-load): write the raw tables in
 --                       STOCKMARKETBATCH.PUBLIC and STOCKMARKETSTREAM.PUBLIC, nothing else.
+--                       The databases, schemas and tables come from `market-load init`,
+--                       run once as SYSADMIN after this script: a load creates nothing
+--                       but its own transient staging table and temporary stage.
 --   market_transformer  dbt (market-dbt, slim CI): read the raw tables, own the schemas it
 --                       builds (STAGING, ANALYTICS, REFERENCE, PR_<n>) in STOCKMARKETBATCH.
 --   market_reader       analysts and BI: read the marts (ANALYTICS) only.
 --
 -- Every role gets its own small warehouse usage; none can create databases, roles or
 -- users. Service users authenticate with key pairs (no passwords), see the end.
+--
+-- Every grant is used and every statement of a run is covered: infra/tests/
+-- test_snowflake_grants.py records what init, the loads, dbt build and a reader issue
+-- and checks each statement against these grants (a privilege no statement uses fails
+-- it too, so remove a grant together with the code that needed it).
 
 use role sysadmin;
 
@@ -38,21 +46,24 @@ grant usage on warehouse market_wh to role market_loader;
 grant usage on warehouse market_wh to role market_transformer;
 grant usage on warehouse market_wh to role market_reader;
 
--- Loader: create and write the raw tables (DAILY_STOCK_METRICS, REALTIME_STOCK_ANALYTICS,
--- LOAD_AUDIT) in the PUBLIC schemas; no access to dbt's schemas.
+-- Loader: read and write the raw tables (DAILY_STOCK_METRICS, REALTIME_STOCK_ANALYTICS,
+-- LOAD_AUDIT; created by `market-load init`) in the PUBLIC schemas: SELECT (the audit),
+-- INSERT + UPDATE (the MERGE, the audit rows). It never deletes or truncates. CREATE TABLE
+-- and CREATE STAGE are for the load's own transient staging table and temporary stage,
+-- which it owns and drops. No access to dbt's schemas.
 grant usage on database stockmarketbatch to role market_loader;
 grant usage on database stockmarketstream to role market_loader;
 grant usage, create table, create stage on schema stockmarketbatch.public
 to role market_loader;
 grant usage, create table, create stage on schema stockmarketstream.public
 to role market_loader;
-grant select, insert, update, delete, truncate on all tables in schema stockmarketbatch.public
+grant select, insert, update on all tables in schema stockmarketbatch.public
 to role market_loader;
-grant select, insert, update, delete, truncate on future tables in schema stockmarketbatch.public
+grant select, insert, update on future tables in schema stockmarketbatch.public
 to role market_loader;
-grant select, insert, update, delete, truncate on all tables in schema stockmarketstream.public
+grant select, insert, update on all tables in schema stockmarketstream.public
 to role market_loader;
-grant select, insert, update, delete, truncate on future tables in schema stockmarketstream.public
+grant select, insert, update on future tables in schema stockmarketstream.public
 to role market_loader;
 
 -- Transformer (dbt): read the raw tables, create its own schemas in STOCKMARKETBATCH
@@ -69,7 +80,9 @@ grant select on future tables in schema stockmarketstream.public to role market_
 
 -- Reader: the marts only. ANALYTICS is created here and handed to the transformer (dbt
 -- builds into it as owner); schema-level future grants then cover every table and view
--- dbt creates there. Raw (PUBLIC) and STAGING stay private to the pipeline.
+-- dbt creates there (the marts are tables; a mart materialized as a view needs
+-- `grant select on all/future views` here, and the grants test says so). Raw (PUBLIC)
+-- and STAGING stay private to the pipeline.
 use role sysadmin;
 create schema if not exists stockmarketbatch.analytics;
 grant ownership on schema stockmarketbatch.analytics to role market_transformer
@@ -79,8 +92,6 @@ grant usage on database stockmarketbatch to role market_reader;
 grant usage on schema stockmarketbatch.analytics to role market_reader;
 grant select on all tables in schema stockmarketbatch.analytics to role market_reader;
 grant select on future tables in schema stockmarketbatch.analytics to role market_reader;
-grant select on all views in schema stockmarketbatch.analytics to role market_reader;
-grant select on future views in schema stockmarketbatch.analytics to role market_reader;
 
 -- Service users: key-pair authentication only (set RSA_PUBLIC_KEY from the PEM of
 -- `openssl rsa -in rsa_key.p8 -pubout`); the private keys live in the secret stores
