@@ -168,11 +168,9 @@ def schemas(port: int) -> set[str]:
     with snowflake.connector.connect(
         host="127.0.0.1", port=port, protocol="http", account="local", user=OBSERVER, password="t"
     ) as conn:
-        rows = (
-            conn.cursor()
-            .execute("select schema_name from STOCKMARKETBATCH.information_schema.schemata")
-            .fetchall()
-        )
+        cursor = conn.cursor()
+        cursor.execute("select schema_name from STOCKMARKETBATCH.information_schema.schemata")
+        rows = cursor.fetchall()
     return {str(r[0]).upper() for r in rows}
 
 
@@ -182,12 +180,15 @@ def tables_in(port: int, schema: str) -> set[str]:
     with snowflake.connector.connect(
         host="127.0.0.1", port=port, protocol="http", account="local", user=OBSERVER, password="t"
     ) as conn:
-        rows = conn.cursor().execute(
+        cursor = conn.cursor()
+        cursor.execute(
             "select table_name from STOCKMARKETBATCH.information_schema.tables "
             "where table_schema = %s union all "
             "select table_name from STOCKMARKETBATCH.information_schema.views "
-            "where table_schema = %s", (schema, schema),
-        ).fetchall()  # fmt: skip
+            "where table_schema = %s",
+            (schema, schema),
+        )
+        rows = cursor.fetchall()
     return {str(r[0]).lower() for r in rows}
 
 
