@@ -41,7 +41,24 @@ def assert_lake_only(client: Any, root: Any, bucket: str) -> None:
     assert [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="t/")["Contents"]] == [
         "t/part-0.parquet"
     ]
-    client.delete_object(Bucket=bucket, Key="t/part-0.parquet")
+    # What S3A and the Delta log do besides: rename (copy + delete), bulk delete, multipart.
+    client.copy_object(
+        Bucket=bucket, Key="t/renamed", CopySource={"Bucket": bucket, "Key": "t/part-0.parquet"}
+    )
+    upload = client.create_multipart_upload(Bucket=bucket, Key="t/big")["UploadId"]
+    assert [u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket)["Uploads"]] == [
+        upload
+    ]
+    part = client.upload_part(Bucket=bucket, Key="t/big", UploadId=upload, PartNumber=1, Body=b"x")
+    client.complete_multipart_upload(
+        Bucket=bucket, Key="t/big", UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )  # fmt: skip
+    aborted = client.create_multipart_upload(Bucket=bucket, Key="t/aborted")["UploadId"]
+    client.abort_multipart_upload(Bucket=bucket, Key="t/aborted", UploadId=aborted)
+    keys = ["t/part-0.parquet", "t/renamed", "t/big"]
+    client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys]})
+    assert "Contents" not in client.list_objects_v2(Bucket=bucket, Prefix="t/")
     root.create_bucket(Bucket="other-team")
     root.put_object(Bucket="other-team", Key="secret.csv", Body=b"x")
     assert denied(lambda: client.create_bucket(Bucket="pipeline-made")) == "AccessDenied"
