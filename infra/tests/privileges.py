@@ -2,7 +2,7 @@
 access checks, read from infra/snowflake/roles.sql.
 
 The emulator enforces no grants, so the tests replay what a run sent
-(``market_localstack.fakesnow_server --statement-log``) through :class:`Checker`, which
+(``market_devstack.fakesnow_server --statement-log``) through :class:`Checker`, which
 maps each statement to the privileges Snowflake requires for it.
 """
 
@@ -323,7 +323,7 @@ class Statement:
 
 
 def free_port() -> int:
-    from market_localstack.pytest_plugin import free_port as _free_port
+    from market_testing.pytest_plugin import free_port as _free_port
 
     return _free_port()
 
@@ -340,7 +340,7 @@ def recording_fakesnow(home: Path) -> Iterator[tuple[int, Path]]:
     statement_log = home / "statements.jsonl"
     with (home / "server.log").open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "market_localstack.fakesnow_server", "--host", "127.0.0.1",
+            [sys.executable, "-m", "market_devstack.fakesnow_server", "--host", "127.0.0.1",
              "--port", str(port), "--db-path", str(home / "db"),
              "--statement-log", str(statement_log)],
             stdout=out, stderr=subprocess.STDOUT,

@@ -2,7 +2,7 @@
 
 The emulator enforces no grants, so this test makes the check Snowflake would make. A
 private fakesnow server records every statement with the session's user and role
-(``market_localstack.fakesnow_server --statement-log``); then, as a deployment runs them:
+(``market_devstack.fakesnow_server --statement-log``); then, as a deployment runs them:
 
 1. ``market-load init`` as the admin (SYSADMIN): databases, schemas, tables;
 2. ``market-load historical`` / ``realtime`` as ``MARKET_LOADER_SVC`` (role MARKET_LOADER)
@@ -47,7 +47,7 @@ from privileges import (
 
 pytestmark = pytest.mark.integration
 
-pytest_plugins = ["market_localstack.pytest_plugin"]
+pytest_plugins = ["market_testing.pytest_plugin"]
 
 ADMIN_ROLE = "SYSADMIN"
 # The roles this run exercises; MARKET_CI (slim CI) is checked by test_dbt_slim_ci_workflow.py.
@@ -128,8 +128,9 @@ def recorded_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[list[Statement], RoleModel]:
     """Run init, both loads, dbt build and the reader's queries; the statements they sent."""
+    from market_testing.pytest_plugin import UniqueNames
+
     from market_common.clients import s3_client
-    from market_localstack.pytest_plugin import UniqueNames
 
     port, statement_log = fakesnow_log
     home = tmp_path_factory.mktemp("grants-run")

@@ -1,4 +1,4 @@
-"""``market-load init``, ``market-load historical|realtime [--full-refresh] [--prefix …]``, ``market-load bench``.
+"""``market-load init``, ``market-load historical|realtime [--full-refresh] [--prefix …]`` (benchmark: ``market-bench loader``).
 
 ``init`` creates the databases, schemas and tables once, with an admin role (SYSADMIN in
 infra/snowflake/roles.sql); the loads then need only the loader role's table privileges.
@@ -11,7 +11,6 @@ but some files were rejected (see the summary).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -139,29 +138,6 @@ def realtime(
     raise typer.Exit(
         run_load("realtime", full_refresh=full_refresh, prefix=prefix, as_json=as_json)
     )
-
-
-@app.command()
-def bench(
-    rows: Annotated[int, typer.Option(help="Rows loaded by the bulk loader.")] = 200_000,
-    row_by_row_rows: Annotated[
-        int, typer.Option(help="Rows merged one statement each (extrapolated per-row cost).")
-    ] = 200,
-    out_dir: Annotated[Path, typer.Option(help="Where warehouse.json/.md are written.")] = Path(
-        "benchmarks/results"
-    ),
-) -> None:
-    """Bulk loader vs the seed's row-by-row MERGE on the same warehouse (emulator locally)."""
-    from market_loaders.bench import run_bench
-
-    try:
-        report = run_bench(
-            load_settings(), rows=rows, row_by_row_rows=row_by_row_rows, out_dir=out_dir
-        )
-    except SnowflakeUnavailableError as exc:
-        console.print(f"[red]warehouse unreachable:[/red] {exc}")
-        raise typer.Exit(ExitCode.UNAVAILABLE) from exc
-    console.print_json(json.dumps(report, default=str))
 
 
 if __name__ == "__main__":
