@@ -117,8 +117,16 @@ class Workflow:
         shim_dir.mkdir()
         (shim_dir / "uv").write_text(UV_SHIM.replace("{python}", sys.executable))
         (shim_dir / "uv").chmod(0o755)
+        # The steps run in the checkout copy: sys.path entries relative to this process's
+        # cwd (Pants' sandbox) are made absolute so the scripts' modules stay importable.
+        paths = {
+            k: os.pathsep.join(os.path.abspath(p) for p in os.environ[k].split(os.pathsep) if p)
+            for k in ("PEX_EXTRA_SYS_PATH", "PYTHONPATH")
+            if os.environ.get(k)
+        }
         self.base_env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MARKET_")},
+            **paths,
             "PATH": f"{shim_dir}:{os.environ['PATH']}",
             "MARKET_SNOWFLAKE__HOST": "127.0.0.1",
             "MARKET_SNOWFLAKE__PORT": str(port),
