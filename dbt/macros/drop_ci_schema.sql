@@ -1,12 +1,12 @@
 {#-
     `dbt run-operation drop_ci_schema --args '{schema: PR_42}'`: removes a slim-CI schema
-    (and everything in it) from the target database. Refuses the shared schemas so a
-    typo cannot drop production.
+    (and everything in it) from the target database. Only PR_<number> schemas: anything
+    else (ANALYTICS, STAGING, a developer's schema, a typo) is refused, so the cleanup can
+    never drop production.
 -#}
 {% macro drop_ci_schema(schema) -%}
-    {%- set protected = ['PUBLIC', 'STAGING', 'ANALYTICS', 'REFERENCE', 'INFORMATION_SCHEMA'] -%}
-    {%- if schema | upper in protected -%}
-        {{ exceptions.raise_compiler_error('refusing to drop shared schema ' ~ schema) }}
+    {%- if not modules.re.fullmatch('PR_[0-9]+', schema | string | upper) -%}
+        {{ exceptions.raise_compiler_error('refusing to drop ' ~ schema ~ ': only PR_<number> schemas are slim-CI schemas') }}
     {%- endif -%}
     {%- set relation = api.Relation.create(database=target.database, schema=schema | upper) -%}
     {%- do adapter.drop_schema(relation) -%}

@@ -12,18 +12,17 @@ from market_devstack.stack import StackInfo
 pytestmark = pytest.mark.integration
 
 
-def test_put_get_object(s3_client: Any, unique_name: UniqueNames) -> None:
-    bucket = unique_name("bkt")
-    s3_client.create_bucket(Bucket=bucket)
+def test_put_get_object(local_stack: StackInfo, s3_client: Any, unique_name: UniqueNames) -> None:
+    # The clients' (pipeline) user may only use the lake bucket: a unique prefix in it.
+    bucket = local_stack.settings.s3.bucket
+    key = f"{unique_name('obj')}/raw/2024/01/01/part-0.json"
     try:
         body = b"market data \x00\x01 payload" * 100
-        s3_client.put_object(Bucket=bucket, Key="raw/2024/01/01/part-0.json", Body=body)
-        got = s3_client.get_object(Bucket=bucket, Key="raw/2024/01/01/part-0.json")
+        s3_client.put_object(Bucket=bucket, Key=key, Body=body)
+        got = s3_client.get_object(Bucket=bucket, Key=key)
         assert got["Body"].read() == body
     finally:
-        for obj in s3_client.list_objects_v2(Bucket=bucket).get("Contents", []):
-            s3_client.delete_object(Bucket=bucket, Key=obj["Key"])
-        s3_client.delete_bucket(Bucket=bucket)
+        s3_client.delete_object(Bucket=bucket, Key=key)
 
 
 def test_lake_bucket_from_settings_exists(local_stack: StackInfo, s3_client: Any) -> None:

@@ -1,7 +1,14 @@
-"""MinIO built from its Go module at a pinned release, with generated root credentials.
+"""MinIO built from its Go module at a pinned release, with generated credentials.
 
 proxy.golang.org only serves MinIO as pseudo-versions (its ``RELEASE.*`` tags are not
 semver), so the release is pinned by the pseudo-version of the tag's commit.
+
+Two identities, both generated into ``stack.env``: the root user (``MINIO_ROOT_*``) is
+only for setup (the lake bucket, the policy, the pipeline user); every client reads
+``MARKET_S3__*``, the pipeline user, whose policy allows objects of the lake bucket and
+nothing else (no bucket creation, no other bucket). A stack from before this split (its
+``MARKET_S3__*`` are the root account) keeps working and is migrated the next time MinIO
+starts.
 """
 
 from __future__ import annotations
@@ -18,8 +25,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from market_common import clients
-from market_devstack.credentials import ensure_generated
+from market_devstack.credentials import (
+    ensure_generated,
+    read_env_file,
+    replace_generated,
+    stack_env_path,
+)
 from market_devstack.errors import ArtifactResolutionError
+from market_devstack.minio_admin import MinioAdmin, lake_policy
 from market_devstack.process import file_lock
 from market_devstack.service import Service
 from market_devstack.tools import cache_root, find_go
@@ -36,6 +49,9 @@ MINIO_MODULE_VERSION = "v0.0.0-20250907161309-07c3a429bfed"
 
 ACCESS_KEY_VAR = "MARKET_S3__ACCESS_KEY_ID"
 SECRET_KEY_VAR = "MARKET_S3__SECRET_ACCESS_KEY"  # noqa: S105 - a variable name
+ROOT_USER_VAR = "MINIO_ROOT_USER"
+ROOT_PASSWORD_VAR = "MINIO_ROOT_PASSWORD"  # noqa: S105 - a variable name
+PIPELINE_POLICY = "market-pipeline-lake"
 
 
 def minio_binary_path(release: str = MINIO_RELEASE) -> Path:
@@ -104,26 +120,75 @@ def build_minio(console: Console | None = None) -> Path:
     return binary
 
 
-def ensure_credentials(settings: MarketSettings) -> tuple[str, str]:
-    """MinIO root user/password: generated on first use into ``stack.env`` (0600), then reused.
+def _pipeline_generators() -> dict[str, Any]:
+    return {
+        ACCESS_KEY_VAR: lambda: "pipeline-" + secrets.token_hex(6),
+        SECRET_KEY_VAR: lambda: secrets.token_urlsafe(30),
+    }
+
+
+def _is_legacy(values: dict[str, str]) -> bool:
+    """``stack.env`` from before the root/pipeline split: ``MARKET_S3__*`` are the root."""
+    return bool(values.get(ACCESS_KEY_VAR)) and not values.get(ROOT_USER_VAR)
+
+
+def root_credentials(settings: MarketSettings) -> tuple[str, str]:
+    """MinIO's root user/password (setup only): generated once into ``stack.env`` (0600).
 
     ``stack.env`` is the single source of truth because MinIO's data directory is bound to
-    the credentials it was first started with.
+    the root credentials it was first started with.
     """
-    values = ensure_generated(
+    values = read_env_file(stack_env_path(settings))
+    if _is_legacy(values):
+        return values[ACCESS_KEY_VAR], values[SECRET_KEY_VAR]
+    root = ensure_generated(
         settings,
         {
-            ACCESS_KEY_VAR: lambda: "market-" + secrets.token_hex(6),
-            SECRET_KEY_VAR: lambda: secrets.token_urlsafe(30),
+            ROOT_USER_VAR: lambda: "root-" + secrets.token_hex(6),
+            ROOT_PASSWORD_VAR: lambda: secrets.token_urlsafe(30),
         },
-        "MinIO root credentials",
+        "MinIO root credentials (setup only: bucket, policy, pipeline user)",
+    )
+    return root[ROOT_USER_VAR], root[ROOT_PASSWORD_VAR]
+
+
+def ensure_credentials(settings: MarketSettings) -> tuple[str, str]:
+    """The credentials every S3 client uses: the pipeline user (generated once, 0600).
+
+    An unmigrated older stack answers with its root credentials until MinIO restarts.
+    """
+    root = root_credentials(settings)
+    if _is_legacy(read_env_file(stack_env_path(settings))):
+        return root
+    values = ensure_generated(
+        settings, _pipeline_generators(), "MinIO pipeline user (the lake bucket only)"
     )
     return values[ACCESS_KEY_VAR], values[SECRET_KEY_VAR]
 
 
-def with_credentials(settings: MarketSettings) -> MarketSettings:
-    """``settings`` whose S3 section points at this stack's MinIO with its credentials."""
-    access, secret = ensure_credentials(settings)
+def migrate_legacy_credentials(settings: MarketSettings) -> bool:
+    """Move an older stack's root credentials to ``MINIO_ROOT_*`` and give the clients a
+    pipeline user instead; only while MinIO is stopped (its clients read ``stack.env``)."""
+    values = read_env_file(stack_env_path(settings))
+    if not _is_legacy(values):
+        return False
+    pipeline = {name: make() for name, make in _pipeline_generators().items()}
+    replace_generated(
+        settings,
+        {
+            ROOT_USER_VAR: values[ACCESS_KEY_VAR],
+            ROOT_PASSWORD_VAR: values[SECRET_KEY_VAR],
+            **pipeline,
+        },
+        "MinIO root (setup only) and pipeline user (the lake bucket only)",
+    )
+    return True
+
+
+def with_credentials(settings: MarketSettings, *, root: bool = False) -> MarketSettings:
+    """``settings`` whose S3 section points at this stack's MinIO: the pipeline user's
+    credentials (``root=True``: the root account, for the stack's own setup)."""
+    access, secret = root_credentials(settings) if root else ensure_credentials(settings)
     stack = settings.stack
     s3 = settings.s3.model_copy(
         update={
@@ -162,10 +227,12 @@ class MinioService(Service):
     def prepare(self) -> None:
         build_minio(self.console)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if migrate_legacy_credentials(self.settings) and self.console is not None:
+            self.console.print("MinIO: clients now use the pipeline user (root kept for setup)")
         ensure_credentials(self.settings)
 
     def environment(self) -> dict[str, str]:
-        access, secret = ensure_credentials(self.settings)
+        access, secret = root_credentials(self.settings)
         env = dict(os.environ)
         env.update(
             MINIO_ROOT_USER=access,
@@ -193,8 +260,17 @@ class MinioService(Service):
             return bool(response.status == 200)
 
     def after_healthy(self) -> None:
-        """Create the lake bucket from the settings (idempotent)."""
-        ensure_bucket(with_credentials(self.settings), self.settings.s3.bucket)
+        """As root: the lake bucket, its policy and the pipeline user (all idempotent)."""
+        bucket = self.settings.s3.bucket
+        ensure_bucket(with_credentials(self.settings, root=True), bucket)
+        pipeline = ensure_credentials(self.settings)
+        root = root_credentials(self.settings)
+        if pipeline == root:
+            return  # an unmigrated older stack: its clients are root until the next start
+        admin = MinioAdmin(self.endpoint_url, *root, region=self.settings.s3.region)
+        admin.add_policy(PIPELINE_POLICY, lake_policy(bucket))
+        admin.add_user(*pipeline)
+        admin.set_user_policy(pipeline[0], PIPELINE_POLICY)
 
 
 def s3_client(settings: MarketSettings) -> Any:

@@ -239,7 +239,9 @@ def ensure_up(
             # Cluster members are spawned together: a Kafka quorum forms only once a
             # majority of its nodes runs.
             statuses.update(start_all(make_services(name, settings, console)))
-    return StackInfo(settings, statuses)
+    # Again after the start: starting MinIO may have moved its clients to the pipeline
+    # user (an older stack.env whose S3 credentials were the root account).
+    return StackInfo(stack_settings(settings), statuses)
 
 
 def down(

@@ -1,4 +1,7 @@
-"""``market-load historical|realtime [--full-refresh] [--prefix …]`` (benchmark: ``market-bench loader``).
+"""``market-load init``, ``market-load historical|realtime [--full-refresh] [--prefix …]`` (benchmark: ``market-bench loader``).
+
+``init`` creates the databases, schemas and tables once, with an admin role (SYSADMIN in
+infra/snowflake/roles.sql); the loads then need only the loader role's table privileges.
 
 Exit codes (``market_common.exitcodes.ExitCode``, README "Exit codes"): 0 ok, 1 load failed,
 2 usage, 3 credentials/privileges rejected, 4 warehouse unreachable after retries, 5 loaded
@@ -19,7 +22,7 @@ from market_common.logging import configure_logging
 from market_common.settings import MarketSettings, load_settings
 from market_loaders.datasets import DATASETS
 from market_loaders.errors import LoaderError, SnowflakeAuthError, SnowflakeUnavailableError
-from market_loaders.loader import LoadResult, load_dataset
+from market_loaders.loader import LoadResult, init_warehouse, load_dataset
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
@@ -58,6 +61,18 @@ def summary_table(result: LoadResult) -> Table:
     return table
 
 
+def failure_code(exc: Exception, what: str) -> int:
+    """Print why a warehouse command failed; its exit code (auth, unreachable, failed)."""
+    if isinstance(exc, SnowflakeAuthError):
+        console.print(f"[red]authentication/permission error:[/red] {exc}")
+        return ExitCode.AUTH
+    if isinstance(exc, SnowflakeUnavailableError):
+        console.print(f"[red]warehouse unreachable:[/red] {exc}")
+        return ExitCode.UNAVAILABLE
+    console.print(f"[red]{what}:[/red] {exc}")
+    return ExitCode.FAILED
+
+
 def run_load(
     dataset_name: str,
     *,
@@ -77,15 +92,8 @@ def run_load(
             prefix=prefix,
             **load_kwargs,
         )
-    except SnowflakeAuthError as exc:
-        console.print(f"[red]authentication/permission error:[/red] {exc}")
-        return ExitCode.AUTH
-    except SnowflakeUnavailableError as exc:
-        console.print(f"[red]warehouse unreachable:[/red] {exc}")
-        return ExitCode.UNAVAILABLE
-    except LoaderError as exc:
-        console.print(f"[red]load failed:[/red] {exc}")
-        return ExitCode.FAILED
+    except (LoaderError, SnowflakeAuthError, SnowflakeUnavailableError) as exc:
+        return failure_code(exc, "load failed")
     console.print(summary_table(result))
     for rejected in result.files_rejected:
         console.print(f"[yellow]rejected[/yellow] {rejected.key}: {rejected.reason}")
@@ -98,6 +106,18 @@ def run_load(
 def _main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
+
+
+@app.command()
+def init() -> None:
+    """Create the databases, schemas and tables the loads write (admin role; idempotent)."""
+    settings = load_settings()
+    try:
+        tables = init_warehouse(settings)
+    except (LoaderError, SnowflakeAuthError, SnowflakeUnavailableError) as exc:
+        raise typer.Exit(failure_code(exc, "init failed")) from exc
+    for table in tables:
+        console.print(f"ready: {table}")
 
 
 @app.command()

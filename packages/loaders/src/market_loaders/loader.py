@@ -312,17 +312,99 @@ def _refusal(exc: Any, statement: str) -> Exception:
     return LoadFailedError(f"`{head}…` failed: {getattr(exc, 'msg', exc)}")
 
 
-def ensure_tables(cur: Any, dataset: Dataset, target: TableRef, audit: TableRef) -> None:
-    """Idempotent DDL owned by the loader: database, schema, target (upgraded), audit."""
-    for statement in (
+def init_ddl(dataset: Dataset, target: TableRef, audit: TableRef) -> list[str]:
+    """The DDL of ``market-load init`` for one dataset: database, schema, tables, upgrades."""
+    return [
         sql.create_database(target.database),
         sql.create_schema(target.database, target.schema),
         sql.use_schema(target.database, target.schema),
         sql.create_target_table(target, dataset),
         *sql.add_missing_columns(target, dataset),
         sql.create_audit_table(audit),
-    ):
-        execute(cur, statement)
+    ]
+
+
+def missing_objects(cur: Any, dataset: Dataset, target: TableRef, audit: TableRef) -> list[str]:
+    """What ``market-load init`` has not created yet: absent tables and target columns.
+
+    Reading the information schema needs only USAGE on the database and schema, so a
+    load by the least-privileged loader role checks instead of re-running DDL that would
+    need CREATE DATABASE / CREATE SCHEMA / OWNERSHIP (Snowflake checks the privilege even
+    for ``if not exists``).
+    """
+    from snowflake.connector import errors as sf_errors
+
+    try:
+        rows = execute(
+            cur,
+            sql.select_columns(target.database, target.schema, 2),
+            (target.schema, target.name, audit.name),
+        )
+    except (LoadFailedError, sf_errors.ProgrammingError):
+        return [f"database {target.database}"]  # absent (or not visible to the role)
+    present: dict[str, set[str]] = {}
+    for table, column in rows:
+        present.setdefault(str(table).upper(), set()).add(str(column).upper())
+    missing = [f"table {t.fqn}" for t in (target, audit) if t.name.upper() not in present]
+    columns = present.get(target.name.upper())
+    if columns:
+        missing += [
+            f"column {target.fqn}.{c.name}"
+            for c in dataset.columns
+            if c.name.upper() not in columns
+        ]
+    return missing
+
+
+def ensure_tables(cur: Any, dataset: Dataset, target: TableRef, audit: TableRef) -> None:
+    """Check that ``market-load init`` ran; run its DDL only when something is missing.
+
+    Locally (the emulator, no grants) a fresh deployment is initialised on first load. On
+    Snowflake the loader role lacks CREATE DATABASE/SCHEMA, so the DDL is refused and the
+    error says to run ``market-load init`` with an admin role.
+    """
+    missing = missing_objects(cur, dataset, target, audit)
+    if not missing:
+        return
+    log.warning(
+        "warehouse objects missing: running market-load init's DDL",
+        extra={"missing": missing[:5], "count": len(missing)},
+    )
+    try:
+        for statement in init_ddl(dataset, target, audit):
+            execute(cur, statement)
+    except SnowflakeAuthError as exc:
+        raise SnowflakeAuthError(
+            f"{', '.join(missing[:3])} missing and the loader's role may not create them: run "
+            f"`market-load init` once with an admin role (infra/snowflake/roles.sql). {exc}"
+        ) from exc
+
+
+def init_warehouse(
+    settings: MarketSettings,
+    *,
+    datasets: Sequence[Dataset] = (HISTORICAL, REALTIME),
+    connect: Connect = snowflake_connection,
+) -> list[str]:
+    """``market-load init``: create the databases, schemas and tables the loads write.
+
+    Run by an admin role (SYSADMIN in infra/snowflake/roles.sql), so the loader's own role
+    needs no CREATE DATABASE/SCHEMA and no table ownership; idempotent. Returns the target
+    and audit tables, fully qualified.
+    """
+    tables: list[str] = []
+    for dataset in datasets:
+        target = target_ref(dataset, settings)
+        audit = target.sibling(settings.snowflake.audit_table)
+        conn = connect(settings, paramstyle="qmark")
+        try:
+            cur = conn.cursor()
+            for statement in init_ddl(dataset, target, audit):
+                execute(cur, statement)
+        finally:
+            conn.close()
+        tables += [target.fqn, audit.fqn]
+    return tables
 
 
 def fetch_audit(cur: Any, audit: TableRef, target: TableRef) -> list[AuditRecord]:

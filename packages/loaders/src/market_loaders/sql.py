@@ -75,6 +75,15 @@ def use_schema(database: str, schema: str) -> str:
     return f"use schema {qualified(database, schema)}"
 
 
+def select_columns(database: str, schema: str, tables: int) -> str:
+    """``(table, column)`` of ``tables`` named tables (bind parameters) in one schema."""
+    marks = ", ".join("?" for _ in range(tables))
+    return (
+        f"select table_name, column_name from {validate_identifier(database)}"  # noqa: S608
+        f".information_schema.columns where table_schema = ? and table_name in ({marks})"
+    )
+
+
 def _column_defs(dataset: Dataset) -> str:
     return ", ".join(
         f"{c.name} {c.sql_type}{'' if c.nullable else ' NOT NULL'}" for c in dataset.columns
