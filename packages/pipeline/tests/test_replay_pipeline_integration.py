@@ -13,41 +13,27 @@ warehouse with plain SQL and compared with the files themselves.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 from isolation import isolated_run_env
+from replay_files import OWN_SYMBOLS, write_replay_files
 from typer.testing import CliRunner
 
 from market_common.exitcodes import ExitCode
 from market_common.settings import load_settings
-from market_ingest.calendar import last_completed_session
-from market_ingest.clock import SimulatedClock
-from market_ingest.sources.synthetic import SyntheticSource
 from market_localstack.pytest_plugin import UniqueNames
 from market_pipeline.cli import app
 
 pytestmark = pytest.mark.integration
 
-OWN_SYMBOLS = ["ACME", "ZZZT"]
 SESSION_MINUTES = 45
 
 
 def _write_files(directory: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    now = datetime.now(UTC)
-    end = last_completed_session(now)
-    source = SyntheticSource(seed=11)
-    bars = source.daily_frame(OWN_SYMBOLS, end - timedelta(days=165), end)
-    ticks = pd.concat(
-        source.ticks(OWN_SYMBOLS, clock=SimulatedClock(now), session_minutes=SESSION_MINUTES)
-    )
-    directory.mkdir()
-    bars.to_csv(directory / "bars.csv", index=False)
-    ticks.to_parquet(directory / "ticks.parquet", index=False)
-    return bars, ticks
+    return write_replay_files(directory, days=165, session_minutes=SESSION_MINUTES)
 
 
 def _query(sql: str) -> pd.DataFrame:

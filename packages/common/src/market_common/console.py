@@ -2,8 +2,8 @@
 
 People watch stderr: progress bars, tables and notes go there, drawn by rich (live on a
 terminal; on a pipe rich prints only the final state, so logs stay short). Scripts read
-stdout: a command's machine-readable result is one JSON object on one line, the last line
-of stdout, which is what Airflow's runners and ``market-pipeline`` parse. Two flags, the
+stdout: a command's machine-readable result is a JSON object, the last thing on stdout
+(with ``--json``: on one line, the form Airflow's runners parse). Two flags, the
 same on every ``market-*`` command that runs a long step:
 
 * ``--quiet`` / ``-q``: no progress and no notes (errors are still printed);

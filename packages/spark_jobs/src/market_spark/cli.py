@@ -16,6 +16,7 @@ the connector jars, the object store, Kafka).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -91,7 +92,8 @@ def _run(
         spark = build_session(settings, app_name=f"market-spark-{command}")
         with out.progress() as bar, StageProgress(spark, bar, f"spark {command}"):
             summary = job(settings, spark)
-        print(summary)
+        # --json: one line, for parsers that read the last line (Airflow's runners).
+        print(json.dumps(json.loads(summary)) if out.as_json else summary)
     except PackageResolutionError as exc:
         log.error("%s could not start: %s", command, exc)
         raise typer.Exit(ExitCode.UNAVAILABLE) from exc
