@@ -68,7 +68,7 @@ def test_every_json_summary_parses_and_agrees_with_the_files(small_run: SmallRun
         ("consume", r"consume batch .* (\d+)/\1 .*(\d[\d,]*) rows → \d+ objects"),
         # Spark: tasks done over tasks seen, and a count of the finished stages.
         ("spark", r"spark batch .* (\d+)/\1 .* (\d+) stages done · done"),
-        ("load_human", r"load historical .* 1/1 .*merge"),
+        ("load_human", r"load historical .* 1/1 .*COPY \+ MERGE"),
     ],
 )
 def test_the_human_mode_draws_each_steps_progress(

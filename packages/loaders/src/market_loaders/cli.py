@@ -35,6 +35,10 @@ Prefix = Annotated[
 ]
 
 
+# What the progress line says in each phase of a load (market_loaders.loader.OnProgress).
+PHASES = {"plan": "files planned", "stage": "files staged", "merge": "COPY + MERGE"}
+
+
 def summary_table(result: LoadResult) -> Table:
     table = Table(title=f"market-load {result.dataset} → {result.target_table}")
     table.add_column("metric")
@@ -81,8 +85,7 @@ def run_load(
             task = bar.add_task(f"load {dataset_name}", total=None, detail="discovering files")
 
             def show(phase: str, done: int, total: int) -> None:
-                unit = "merge" if phase == "merge" else "files"
-                bar.update(task, completed=done, total=total, detail=f"{phase} ({unit})")
+                bar.update(task, completed=done, total=total, detail=PHASES.get(phase, phase))
 
             result = load_dataset(
                 DATASETS[dataset_name],
