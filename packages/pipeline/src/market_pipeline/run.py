@@ -349,7 +349,10 @@ class Pipeline:
     def _consume(self, task: TaskID, kind: Literal["batch", "realtime"]) -> dict[str, Any]:
         from market_ingest.consumer import consume
 
-        result = consume(self.settings, kind, until_caught_up=True)
+        result = consume(
+            self.settings, kind, until_caught_up=True,
+            on_progress=lambda r: self.progress.update(task, completed=r.messages),
+        )  # fmt: skip
         if not result.ok:
             raise IngestFailedError(
                 f"consumer {kind}: {result.dlq_failed} dead letters were not acknowledged, "
