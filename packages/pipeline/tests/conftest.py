@@ -115,7 +115,7 @@ def small_run(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Sma
     env = isolated_run_env(UniqueNames("small-run")("cli"), work)
     run = SmallRun(env, bars, ticks, SMALL_RUN_BAD_ROWS, work / "report", list(OWN_SYMBOLS))
     files = work / "files"
-    start = str(bars["trade_date"].min())
+    start = pd.Timestamp(bars["trade_date"].min()).date().isoformat()
     with pytest.MonkeyPatch.context() as mp:
         for key, value in {**env, "COLUMNS": "250"}.items():  # wide: no elided progress text
             mp.setenv(key, value)

@@ -59,7 +59,7 @@ def topic_offsets(
         committed: dict[int, int] = {}
         if group is not None:
             admin = admin or kafka_admin(settings)
-            offsets = admin.list_consumer_group_offsets(group, partitions=tps)
+            offsets = admin.list_group_offsets({group: tps}).get(group, {})
             committed = {
                 tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0
             }
