@@ -98,6 +98,9 @@ def test_empty_marts_still_produce_a_report(frames: MartFrames, tmp_path: Path) 
     paths = build_report(empty, tmp_path)
     assert paths.symbol_charts == {}
     assert _is_png(paths.breadth_chart) and _is_png(paths.signals_chart)
+    html = paths.index_html.read_text()
+    assert "<table>" not in html, "no empty grids"
+    assert "no realtime windows in mart_realtime_signals yet" in html
 
 
 def _warehouse(frames: MartFrames, database: str) -> duckdb.DuckDBPyConnection:

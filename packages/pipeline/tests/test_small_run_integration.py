@@ -169,12 +169,12 @@ def test_the_report_renders_every_chart_and_table_in_chromium(small_run: SmallRu
             len(images) == len(charts) == 2 + len(small_run.symbols)
         ), "breadth, heatmap, one per symbol"
         for image in images:
-            src = image.get_attribute("src")
+            src = driver.execute_script("return arguments[0].getAttribute('src')", image)
             natural = driver.execute_script(
                 "return [arguments[0].complete, arguments[0].naturalWidth, arguments[0].naturalHeight]",
                 image,
             )
-            path = small_run.report_dir / src.split(str(small_run.report_dir.name) + "/", 1)[1]
+            path = small_run.report_dir / src  # relative to index.html
             assert natural == [True, *png_size(path)], f"{src} was decoded at its own size"
             assert image.size["width"] > 100 and image.size["height"] > 50, f"{src} is visible"
 
@@ -189,6 +189,7 @@ def test_the_report_renders_every_chart_and_table_in_chromium(small_run: SmallRu
         assert "dbt tests" in text and f"pass {small_run.dbt_tests}" in text
         assert f"high_below_low {small_run.bad_rows}" in text, "the planted bad rows, by reason"
         assert "nothing is quarantined" in text
+        assert "no realtime windows in mart_realtime_signals yet" in driver.page_source
         inspector = driver.find_element(By.ID, "inspector")
         assert small_run.env["MARKET_KAFKA__BATCH_TOPIC"] in inspector.text
         assert (

@@ -89,10 +89,10 @@ def _flag(value: Any) -> str:
     return "yes" if bool(value) and not pd.isna(value) else ""
 
 
-TEMPLATE = """{% macro table(header, rows) -%}
-<table><thead><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+TEMPLATE = """{% macro table(header, rows, empty) -%}
+{% if rows %}<table><thead><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
 {% for row in rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
-{% endfor %}</tbody></table>
+{% endfor %}</tbody></table>{% else %}<p class="empty">{{ empty }}</p>{% endif %}
 {%- endmacro %}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
 <style>
@@ -108,11 +108,11 @@ img{max-width:100%;border:1px solid #e5e7eb;margin:.5rem 0}.grid{display:grid;gr
 <h2>Daily digest</h2>
 <pre>{{ digest }}</pre>
 <h2>Top movers ({{ last_day }})</h2>
-{{ table(movers_header, movers) }}
+{{ table(movers_header, movers, "no daily bars in mart_stock_performance yet") }}
 <h2>Market breadth</h2>
 <img src="{{ breadth }}" alt="Market breadth over time">
 <h2>Latest realtime signals</h2>
-{{ table(signals_header, signals) }}
+{{ table(signals_header, signals, "no realtime windows in mart_realtime_signals yet") }}
 <img src="{{ heatmap }}" alt="Realtime signals heatmap">
 <h2>Symbols</h2>
 <div class="grid">
@@ -120,7 +120,7 @@ img{max-width:100%;border:1px solid #e5e7eb;margin:.5rem 0}.grid{display:grid;gr
 {% endfor %}</div>
 {% for section, heading in view_sections %}<section id="{{ section }}"><h2>{{ heading }}</h2>
 {% for view in views if view.section == section %}<h3>{{ view.title }}</h3>
-{% if view.rows %}{{ table(view.header, view.rows) }}{% else %}<p class="empty">{{ view.empty }}</p>{% endif %}
+{{ table(view.header, view.rows, view.empty) }}
 {% endfor %}</section>
 {% endfor %}{% if inspected_at %}<p>Inspected {{ inspected_at }}.</p>{% endif %}
 {% if schema_context %}<p>Column descriptions for LLM context: <a href="{{ schema_context }}">{{ schema_context }}</a>.</p>{% endif %}
