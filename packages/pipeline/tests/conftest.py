@@ -32,9 +32,8 @@ def frames() -> MartFrames:
 
 # ---------------------------------------------------------------------- one small real run
 
-SMALL_RUN_DAYS = (
-    200  # ~137 sessions: the 50-day SMA is set on most rows (a mart test wants >= 50 %)
-)
+# ~137 sessions: the 50-day SMA is set on most rows (a mart test wants at least 50 %).
+SMALL_RUN_DAYS = 200
 SMALL_RUN_SESSION_MINUTES = 20
 SMALL_RUN_BAD_ROWS = 3
 
