@@ -269,6 +269,8 @@ def _table_state(
                 return TableState(relation, None, column)
             raise
         rows, latest = cursor.fetchone() or (0, None)
+        if not rows:  # the emulator answers max() of no rows with the epoch, not NULL
+            latest = None
         sources: list[str] = []
         if source_column and rows:
             cursor.execute(f"select distinct {source_column} from {relation}")  # noqa: S608

@@ -99,6 +99,7 @@ TEMPLATE = """{% macro table(header, rows, empty) -%}
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#1f2937}
 table{border-collapse:collapse;margin:1rem 0}th,td{padding:.25rem .6rem;border-bottom:1px solid #e5e7eb;text-align:right}
 th:first-child,td:first-child{text-align:left}pre{background:#f9fafb;padding:1rem;overflow-x:auto}
+section td{max-width:36rem;overflow-wrap:anywhere}
 img{max-width:100%;border:1px solid #e5e7eb;margin:.5rem 0}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
 </style></head><body>
 <h1>{{ title }}</h1>
