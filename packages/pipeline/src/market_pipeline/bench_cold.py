@@ -53,9 +53,10 @@ def free_port() -> int:
 
 
 def cold_env(home: Path, state_dir: Path) -> dict[str, str]:
-    """The environment of a new machine: empty HOME, own stack state and ports."""
-    keep = ("PATH", "JAVA_HOME", "LANG", "LC_ALL", "TERM", "GOROOT")
-    env = {k: os.environ[k] for k in keep if k in os.environ}
+    """The environment of a new machine: this one's (toolchains on PATH, CA bundles, pip and
+    pyenv settings are the machine's, not caches) with an empty HOME, none of this shell's
+    ``MARKET_*`` settings, and the clone's own stack state and ports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MARKET_", "PANTS_"))}
     env.update(
         HOME=str(home),
         MARKET_STATE_DIR=str(state_dir),
@@ -63,6 +64,15 @@ def cold_env(home: Path, state_dir: Path) -> dict[str, str]:
         **{f"MARKET_STACK__{name}": str(free_port()) for name in PORT_SETTINGS},
     )
     return env
+
+
+def copy_machine_config(home: Path) -> None:
+    """Configuration (not caches) a new account on this machine would also have: Go's
+    user env file (e.g. GOTOOLCHAIN=local, so no toolchain is downloaded)."""
+    go_env = Path.home() / ".config" / "go" / "env"
+    if go_env.is_file():
+        (home / ".config" / "go").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(go_env, home / ".config" / "go" / "env")
 
 
 def timed(argv: list[str], *, cwd: Path, env: dict[str, str], log: Path) -> tuple[float, str]:
@@ -87,6 +97,7 @@ def measure(repo: Path, work: Path) -> dict[str, Any]:
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(repo), str(clone)], check=True)
     commit = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True,
                             text=True, check=True).stdout.strip()  # fmt: skip
+    copy_machine_config(home)
     env = cold_env(home, clone / ".local")
     log = work / "cold_run.log"
     phases: dict[str, float] = {}
