@@ -16,10 +16,8 @@ Chromium from the OS packages, driven by Selenium; screenshots go to
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 
 import pytest
 from conftest import assert_mart_covers_symbols, mart_relations, snapshot
+from market_testing.browser import artifacts_dir, chromium
 
 from market_dags import steps
 from market_dags.config import DeploymentSettings
@@ -164,40 +163,6 @@ def test_ui_in_a_real_browser_shows_dags_runs_and_dbt_docs(
         rendered = f"//*[not(self::script)][text()[contains(., '{some_mart}')]]"
         wait.until(ec.presence_of_element_located((By.XPATH, rendered)))
         driver.save_screenshot(str(artifacts / "04-dbt-docs.png"))
-
-
-def artifacts_dir(name: str) -> Path:
-    """Where screenshots go: ``$MARKET_TEST_ARTIFACTS_DIR/<name>`` (default under /tmp)."""
-    root = Path(os.environ.get("MARKET_TEST_ARTIFACTS_DIR", "/tmp/market-test-artifacts"))
-    path = root / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    """Headless Chromium and chromedriver from the OS packages (`apt-get install chromium
-    chromium-driver`); Selenium Manager is not used (it would download a browser)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary = shutil.which("chromium") or "/usr/bin/chromium"
-    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    if not (Path(binary).is_file() and Path(driver_path).is_file()):
-        pytest.fail(
-            "chromium and chromedriver are required: `apt-get install chromium chromium-driver`",
-            pytrace=False,
-        )
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1600,1000", "--disable-gpu"):  # fmt: skip
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")

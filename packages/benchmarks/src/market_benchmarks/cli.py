@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from market_benchmarks import airflow, scale, suite
+from market_benchmarks import airflow, cold, scale, suite
 from market_common.exitcodes import ExitCode
 from market_common.settings import load_settings
 
@@ -29,6 +29,7 @@ app = typer.Typer(no_args_is_help=True, help=__doc__.split("\n\n")[0])
 app.command("all")(suite.run_all)
 app.command("report")(suite.report)
 app.command("airflow")(airflow.main)
+app.command("cold")(cold.main)
 app.add_typer(scale.app, name="scale")
 
 ResultsDir = Annotated[Path, typer.Option(help="Where the result files are written.")]

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from market_common.console import JsonOpt, Output, QuietOpt
 from market_common.exitcodes import ExitCode
 from market_common.logging import configure_logging
 from market_common.settings import MarketSettings, load_settings
@@ -27,6 +28,9 @@ from market_ingest.errors import IngestError, ReplayInputError, SourceUnavailabl
 from market_ingest.universe import InvalidSymbolError, benchmark_universe
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from market_ingest.consumer import ConsumeResult
     from market_ingest.producer import ProduceResult
     from market_ingest.sources import Source
 
@@ -120,27 +124,31 @@ def _source(
     )
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=console,
-    )
+def _output(quiet: bool, as_json: bool) -> Output:
+    return Output(quiet=quiet, as_json=as_json, console=console)
 
 
-def _report_ledger_hit(result: ProduceResult) -> None:
+def _counter(bar: Progress, task: TaskID) -> Callable[[int], None]:
+    """``advance(n)`` for a producer: n more records, with the rate so far as detail."""
+
+    def advance(n: int) -> None:
+        bar.advance(task, n)
+        t = bar.tasks[task]
+        bar.update(task, detail=f"{(t.completed / t.elapsed if t.elapsed else 0):,.0f} rec/s")
+
+    return advance
+
+
+def _report_ledger_hit(result: ProduceResult, out: Output) -> None:
     if result.already_produced:
-        console.print(
+        out.note(
             f"[green]idempotency key {result.idempotency_key!r} already produced "
             f"({result.ledger}): nothing sent, recorded summary below"
         )
 
 
 def _finish(summary: dict[str, object], *, ok: bool, interrupted: bool = False) -> None:
-    typer.echo(json.dumps(summary, default=str))
+    Output().emit(summary)
     if interrupted:
         raise typer.Exit(INTERRUPTED)
     if not ok:
@@ -182,23 +190,20 @@ def backfill(
     topic: TopicOpt = None,
     replay_path: ReplayOpt = None,
     idempotency_key: IdempotencyKeyOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Produce daily bars for the universe to the batch topic (with a progress bar)."""
     from market_ingest.producer import backfill as run_backfill
     from market_ingest.shutdown import stop_on_signals
 
     settings = _settings()
+    out = _output(quiet, as_json)
     try:
         src = _source(settings, source, seed, replay_path)
         syms = _symbols(settings, symbols, universe, src)
-        with stop_on_signals() as stop, _progress() as bar:
-            task = bar.add_task(f"backfill {src.name}", total=None, rate="")
-
-            def advance(n: int) -> None:
-                bar.advance(task, n)
-                t = bar.tasks[task]
-                bar.update(task, rate=f"{(t.completed / t.elapsed if t.elapsed else 0):,.0f} rec/s")
-
+        with stop_on_signals() as stop, out.progress() as bar:
+            task = bar.add_task(f"backfill {src.name}", total=None, detail="")
             result = run_backfill(
                 settings,
                 years=years,
@@ -208,16 +213,16 @@ def backfill(
                 source=src,
                 topic=topic,
                 stop=stop,
-                progress=advance,
+                progress=_counter(bar, task),
                 on_total=lambda n: bar.update(task, total=n),
                 idempotency_key=idempotency_key,
             )
     except (IngestError, InvalidSymbolError, ValueError) as exc:
         console.print(f"[red]{type(exc).__name__}: {exc}")
         raise typer.Exit(exit_code_for(exc)) from exc
-    _report_ledger_hit(result)
+    _report_ledger_hit(result, out)
     if result.records == 0:
-        console.print("[yellow]the source returned no records for this range")
+        out.note("[yellow]the source returned no records for this range")
     _finish_produce(result)
 
 
@@ -235,6 +240,8 @@ def stream(
     topic: TopicOpt = None,
     replay_path: ReplayOpt = None,
     idempotency_key: IdempotencyKeyOpt = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Produce realtime ticks to the realtime topic until the session ends or SIGTERM."""
     from market_ingest.producer import stream as run_stream
@@ -243,10 +250,14 @@ def stream(
     if clock not in {"simulated", "wall"}:
         raise typer.BadParameter("--clock must be simulated or wall")
     settings = _settings()
+    out = _output(quiet, as_json)
     try:
         src = _source(settings, source, seed, replay_path)
         syms = _symbols(settings, symbols, universe, src)
-        with stop_on_signals() as stop:
+        with stop_on_signals() as stop, out.progress() as bar:
+            # One tick per symbol per second of the session (the feeds' interval).
+            expected = session_minutes * 60 * len(syms) if clock == "simulated" else None
+            task = bar.add_task(f"stream {src.name}", total=expected, detail="")
             result = run_stream(
                 settings,
                 session_minutes=session_minutes,
@@ -255,12 +266,14 @@ def stream(
                 source=src,
                 topic=topic,
                 stop=stop,
+                progress=_counter(bar, task),
                 idempotency_key=idempotency_key,
             )
+            bar.update(task, total=bar.tasks[task].completed)  # a replay may hold fewer
     except (IngestError, InvalidSymbolError, ValueError) as exc:
         console.print(f"[red]{type(exc).__name__}: {exc}")
         raise typer.Exit(exit_code_for(exc)) from exc
-    _report_ledger_hit(result)
+    _report_ledger_hit(result, out)
     _finish_produce(result)
 
 
@@ -284,15 +297,25 @@ def consume(
     ] = 60.0,
     topic: TopicOpt = None,
     group: Annotated[str | None, typer.Option(help="Override the consumer group.")] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Consume a topic into the raw zone (Parquet, Hive-partitioned), committing after writes."""
+    """Consume a topic into the raw zone (Parquet, Hive-partitioned), committing after writes.
+
+    The progress bar's total is the group's lag when the run starts (read from the broker);
+    the consumer rewinds to its open window, so it may read a few more than that.
+    """
     from market_ingest.consumer import consume as run_consume
     from market_ingest.shutdown import stop_on_signals
 
     if kind not in {"batch", "realtime"}:
         raise typer.BadParameter("kind must be batch or realtime")
     settings = _settings()
-    with stop_on_signals() as stop:
+    out = _output(quiet, as_json)
+    with stop_on_signals() as stop, out.progress() as bar:
+        task = bar.add_task(f"consume {kind}", total=None, detail="")
+        if out.human:
+            bar.update(task, total=_starting_lag(settings, kind, topic, group) or None)
         result = run_consume(
             settings,
             kind,  # type: ignore[arg-type]
@@ -304,7 +327,39 @@ def consume(
             group=group,
             window_rows=window_rows,
             flush_seconds=flush_seconds,
+            on_progress=lambda r: _show_consumed(bar, task, r),
         )
+        _show_consumed(bar, task, result, final=True)
     summary = {k: v for k, v in vars(result).items() if k != "keys"}
     summary["messages_per_s"] = round(result.messages_per_s, 1)
     _finish(summary, ok=result.ok, interrupted=result.stopped_by == "signal")
+
+
+def _starting_lag(
+    settings: MarketSettings, kind: str, topic: str | None, group: str | None
+) -> int | None:
+    """What the group has to read, or None when the broker cannot say (progress only)."""
+    from market_common.kafka_offsets import group_lag
+
+    k = settings.kafka
+    try:
+        return group_lag(
+            settings,
+            topic or (k.batch_topic if kind == "batch" else k.realtime_topic),
+            group or (k.batch_group if kind == "batch" else k.realtime_group),
+        )
+    except Exception:  # the consumer itself reports (and rides out) broker trouble
+        return None
+
+
+def _show_consumed(bar: Progress, task: TaskID, result: ConsumeResult, final: bool = False) -> None:
+    total = bar.tasks[task].total
+    if final or (total is not None and result.messages > total):
+        total = result.messages
+    bar.update(
+        task,
+        completed=result.messages,
+        total=total,
+        detail=f"{result.rows_written:,} rows → {result.objects_written} objects, "
+        f"{result.dead_lettered:,} dead-lettered",
+    )

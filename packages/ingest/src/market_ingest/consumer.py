@@ -160,8 +160,11 @@ class RawZoneConsumer:
         dlq_producer: Any = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         stop: threading.Event | None = None,
+        on_progress: Callable[[ConsumeResult], None] | None = None,
     ) -> None:
         self.settings = settings
+        # Called with the running result after every poll (a CLI's progress display).
+        self.on_progress = on_progress
         self.kind = kind
         self.stream: Stream = STREAM_OF[kind]
         self.record_kind = STREAM_KIND[self.stream]
@@ -550,6 +553,8 @@ class RawZoneConsumer:
                     continue
                 if timed:
                     last_flush = time.monotonic()
+                if self.on_progress is not None:
+                    self.on_progress(self.result)
                 if self._write_blocked:
                     self.stop.wait(write_backoff.next())
                     continue
@@ -667,7 +672,7 @@ def consume(
 
     ``options`` go to :class:`RawZoneConsumer` (``topic``, ``group``, ``window_rows``,
     ``flush_seconds``, ``poll_records``, injected ``s3``/``consumer``/``dlq_producer``,
-    ``now``). ``max_messages`` is checked after each poll batch (up to ``poll_records``).
+    ``now``, ``on_progress``). ``max_messages`` is checked after each poll batch (up to ``poll_records``).
     """
     runner = RawZoneConsumer(settings, kind, stop=stop, **options)
     return runner.run(

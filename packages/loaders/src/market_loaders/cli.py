@@ -10,13 +10,13 @@ but some files were rejected (see the summary).
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from market_common.console import JsonOpt, Output, QuietOpt
 from market_common.exitcodes import ExitCode
 from market_common.logging import configure_logging
 from market_common.settings import MarketSettings, load_settings
@@ -34,7 +34,10 @@ Prefix = Annotated[
     str | None,
     typer.Option(help="Only keys under <processed>/<dataset>/<prefix>, e.g. date=2024-05."),
 ]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+# What the progress line says in each phase of a load (market_loaders.loader.OnProgress).
+PHASES = {"plan": "files planned", "stage": "files staged", "merge": "COPY + MERGE"}
 
 
 def summary_table(result: LoadResult) -> Table:
@@ -79,26 +82,41 @@ def run_load(
     full_refresh: bool,
     prefix: str | None,
     as_json: bool,
+    quiet: bool = False,
     settings: MarketSettings | None = None,
     **load_kwargs: Any,
 ) -> int:
-    """Run one load and map its outcome to an exit code (tests call this with collaborators)."""
+    """Run one load and map its outcome to an exit code (tests call this with collaborators).
+
+    Progress (files planned, staged, merged) and the summary table go to stderr unless
+    ``quiet``; ``as_json`` prints the result as one JSON line on stdout and nothing else.
+    """
     settings = settings or load_settings()
+    out = Output(quiet=quiet, as_json=as_json, console=console)
     try:
-        result = load_dataset(
-            DATASETS[dataset_name],
-            settings,
-            full_refresh=full_refresh,
-            prefix=prefix,
-            **load_kwargs,
-        )
+        with out.progress() as bar:
+            task = bar.add_task(f"load {dataset_name}", total=None, detail="discovering files")
+
+            def show(phase: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, detail=PHASES.get(phase, phase))
+
+            result = load_dataset(
+                DATASETS[dataset_name],
+                settings,
+                full_refresh=full_refresh,
+                prefix=prefix,
+                on_progress=show,
+                **load_kwargs,
+            )
     except (LoaderError, SnowflakeAuthError, SnowflakeUnavailableError) as exc:
         return failure_code(exc, "load failed")
-    console.print(summary_table(result))
-    for rejected in result.files_rejected:
-        console.print(f"[yellow]rejected[/yellow] {rejected.key}: {rejected.reason}")
-    if as_json:
-        typer.echo(json.dumps(result.to_dict(), default=str))
+    if out.human:
+        console.print(summary_table(result))
+    if not as_json:  # with --json the rejected files are in the JSON
+        for rejected in result.files_rejected:
+            out.error(f"[yellow]rejected[/yellow] {rejected.key}: {rejected.reason}")
+    else:
+        out.emit(result.to_dict())
     return ExitCode.REJECTED if result.files_rejected else ExitCode.OK
 
 
@@ -122,21 +140,29 @@ def init() -> None:
 
 @app.command()
 def historical(
-    full_refresh: FullRefresh = False, prefix: Prefix = None, as_json: JsonOut = False
+    full_refresh: FullRefresh = False,
+    prefix: Prefix = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Load processed/historical into the daily metrics table."""
     raise typer.Exit(
-        run_load("historical", full_refresh=full_refresh, prefix=prefix, as_json=as_json)
+        run_load(
+            "historical", full_refresh=full_refresh, prefix=prefix, as_json=as_json, quiet=quiet
+        )
     )
 
 
 @app.command()
 def realtime(
-    full_refresh: FullRefresh = False, prefix: Prefix = None, as_json: JsonOut = False
+    full_refresh: FullRefresh = False,
+    prefix: Prefix = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Load the committed files of processed/realtime into the realtime analytics table."""
     raise typer.Exit(
-        run_load("realtime", full_refresh=full_refresh, prefix=prefix, as_json=as_json)
+        run_load("realtime", full_refresh=full_refresh, prefix=prefix, as_json=as_json, quiet=quiet)
     )
 
 

@@ -59,6 +59,8 @@ from market_loaders.sql import TableRef
 log = get_logger(__name__)
 
 Connect = Callable[..., Any]
+# on_progress(phase, done, total): "plan" (files seen), "stage" (files read), "merge" (1 of 1).
+OnProgress = Callable[[str, int, int], None]
 # Rows per local stage file: bounds client memory; Snowflake loads the files in parallel.
 STAGE_FILE_ROWS = 500_000
 # Snowflake error numbers meaning "the role may not do this": retrying will not help.
@@ -148,6 +150,7 @@ def load_dataset(
     sleep: Callable[[float], None] = time.sleep,
     attempts: int = 3,
     work_dir: Path | None = None,
+    on_progress: OnProgress | None = None,
 ) -> LoadResult:
     """Load new/changed files of ``dataset`` (all files with ``full_refresh``).
 
@@ -155,7 +158,8 @@ def load_dataset(
     ``date=2024-05``). Transient warehouse errors retry the whole load (it is idempotent)
     with backoff through ``sleep``; raises :class:`SnowflakeUnavailableError` when they
     persist, :class:`SnowflakeAuthError` on rejected credentials or missing privileges and
-    :class:`LoadFailedError` when a statement fails.
+    :class:`LoadFailedError` when a statement fails. ``on_progress`` is told each phase's
+    progress (a CLI's progress display); a retried attempt reports its phases again.
     """
     from snowflake.connector import errors as sf_errors
 
@@ -180,6 +184,7 @@ def load_dataset(
             dataset, settings, data, result,
             target=target, client=client, bucket=bucket, root=root,
             connect=connect, sleep=sleep, work_dir=work_dir,
+            on_progress=on_progress or (lambda *_: None),
         )  # fmt: skip
 
     try:
@@ -260,6 +265,7 @@ def _apply(
     connect: Connect,
     sleep: Callable[[float], None],
     work_dir: Path | None,
+    on_progress: OnProgress,
 ) -> None:
     audit = target.sibling(settings.snowflake.audit_table)
     # qmark: values are bound server-side and executemany sends one array-bound request.
@@ -272,18 +278,22 @@ def _apply(
         records = fetch_audit(cur, audit, target)
         plan = plan_files(data, records, full_refresh=result.full_refresh)
         result.files_skipped = len(plan.skipped)
+        on_progress("plan", len(data), len(data))
         if not plan.to_load:
             return
         with tempfile.TemporaryDirectory(prefix="market-load-", dir=work_dir) as tmp:
             staged = stage_locally(
                 dataset, [obj for obj, _ in plan.to_load], client=client, bucket=bucket,
                 root=root, load_ts=result.loaded_at, directory=Path(tmp),
+                on_file=lambda done: on_progress("stage", done, len(plan.to_load)),
             )  # fmt: skip
             result.files_rejected = staged.rejected
             result.rows_rejected = staged.rows_rejected
             if staged.files:
+                on_progress("merge", 0, 1)
                 inserted, updated = bulk_merge(cur, dataset, target, staged, run_id=result.run_id)
                 write_audit(cur, audit, target, staged.files, result.loaded_at, result.run_id)
+                on_progress("merge", 1, 1)
                 result.rows_inserted, result.rows_updated = inserted, updated
                 result.rows_staged = staged.rows_staged
                 result.files_loaded = len(staged.files)
@@ -430,6 +440,7 @@ def stage_locally(
     root: str,
     load_ts: datetime,
     directory: Path,
+    on_file: Callable[[int], None] = lambda done: None,
 ) -> _Staged:
     """Read, check and normalise each file into ≤ ``STAGE_FILE_ROWS``-row local Parquet files."""
     staged = _Staged(directory=directory)
@@ -438,6 +449,7 @@ def stage_locally(
     chunk = 0
     try:
         for sequence, obj in enumerate(objects):
+            on_file(sequence)
             try:
                 table = pq.read_table(pa.BufferReader(read_object(client, bucket, obj.key)))
                 norm = normalise(
@@ -464,6 +476,7 @@ def stage_locally(
     finally:
         if writer is not None:
             writer.close()
+    on_file(len(objects))
     return staged
 
 

@@ -3,6 +3,7 @@
     market-pipeline run [--years 2] [--symbols AAPL,MSFT] [--source synthetic] ...
     market-pipeline run --source replay --replay-path bars.csv --replay-path ticks/
     market-pipeline report [--report-dir report]     # rebuild the report from the marts
+    market-pipeline inspect [--json]                 # topics, lag, DLQ, lake, warehouse, dbt
 
 Exit codes (``market_common.exitcodes.ExitCode``, README "Exit codes"): 0 ok; 1 a step failed (message names the
 step and its log); 2 usage error; 5 every record of a produce step was dead-lettered (the
@@ -206,6 +207,7 @@ def report(report_dir: ReportDir = Path("report")) -> None:
     from market_common.clients import snowflake_connection
     from market_dbt.docs import model_docs
     from market_dbt.runner import DbtProject
+    from market_pipeline.inspector import inspect_pipeline
     from market_pipeline.report import build_report
 
     setup_process(verbose=False)
@@ -215,9 +217,39 @@ def report(report_dir: ReportDir = Path("report")) -> None:
     context = model_docs(json.loads(manifest.read_text())) if manifest.is_file() else None
     with snowflake_connection(settings) as conn:
         paths = build_report(
-            conn, report_dir, database=settings.snowflake.batch_database, schema_context=context
+            conn,
+            report_dir,
+            database=settings.snowflake.batch_database,
+            schema_context=context,
+            inspection=inspect_pipeline(settings),
         )
     console.print(f"report: {paths.index_html}\ndigest: {paths.digest}")
+
+
+@app.command()
+def inspect(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the inspection as one JSON object on stdout.")
+    ] = False,
+) -> None:
+    """What is in the pipeline now: topics and lag, DLQ reasons, lake, warehouse, dbt tests.
+
+    Read-only, from the stores themselves (MARKET_* settings name them). Exits 4 when a
+    store could not be read (every other section is still printed).
+    """
+    from market_pipeline.inspector import inspect_pipeline
+    from market_pipeline.inspector_view import print_inspection
+
+    setup_process(verbose=False)
+    inspection = inspect_pipeline(load_settings())
+    if as_json:
+        typer.echo(json.dumps(inspection.to_dict(), default=str))
+    else:
+        print_inspection(inspection, Console())
+    for section, error in inspection.errors.items():
+        console.print(f"[yellow]{section} could not be read:[/yellow] {error}")
+    if inspection.errors:
+        raise typer.Exit(int(ExitCode.UNAVAILABLE))
 
 
 if __name__ == "__main__":

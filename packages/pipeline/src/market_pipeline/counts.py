@@ -17,7 +17,8 @@ from market_common.identifiers import qualified
 from market_common.settings import MarketSettings
 
 
-def _s3_filesystem(settings: MarketSettings) -> Any:
+def s3_filesystem(settings: MarketSettings) -> Any:
+    """pyarrow's S3 filesystem on the settings' endpoint (footers and columns, not boto)."""
     import pyarrow.fs as pafs
 
     s3 = settings.s3
@@ -38,7 +39,7 @@ def parquet_rows(settings: MarketSettings, *parts: str, filesystem: Any = None) 
     """
     import pyarrow.dataset as ds
 
-    fs = filesystem or _s3_filesystem(settings)
+    fs = filesystem or s3_filesystem(settings)
     path = "/".join([settings.s3.bucket, *(p.strip("/") for p in parts if p)])
     try:
         dataset = ds.dataset(path, format="parquet", filesystem=fs, partitioning="hive")
@@ -98,7 +99,7 @@ class LayerCounts:
 def layer_counts(settings: MarketSettings, *, connection: Any = None) -> LayerCounts:
     """Count every layer the pipeline writes, using ``settings``' names and prefixes."""
     s3, k, sf = settings.s3, settings.kafka, settings.snowflake
-    fs = _s3_filesystem(settings)
+    fs = s3_filesystem(settings)
     streams = ("historical", "realtime")
 
     def rows(prefix: str) -> dict[str, int]:

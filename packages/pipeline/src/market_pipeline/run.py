@@ -67,6 +67,7 @@ from market_dags.config import (
 )
 from market_dags.entrypoints import last_json_object, subprocess_argv
 from market_pipeline.counts import LayerCounts, layer_counts, table_rows, topic_messages
+from market_pipeline.inspector import inspect_pipeline
 from market_pipeline.marts import MART_NAMES, MartFrames, read_marts
 from market_pipeline.report import ReportPaths, build_report
 from market_pipeline.state import RunState, fingerprint
@@ -562,7 +563,10 @@ class Pipeline:
             conn.close()
         self.result.frames = frames
         context = self.result.dbt.schema_context if self.result.dbt else None
-        self.result.report = build_report(frames, self.options.report_dir, schema_context=context)
+        inspection = inspect_pipeline(self.settings)  # the report's quality/inspector sections
+        self.result.report = build_report(
+            frames, self.options.report_dir, schema_context=context, inspection=inspection
+        )
         return {"report_dir": str(self.options.report_dir)}
 
     # ------------------------------------------------------------------ the run

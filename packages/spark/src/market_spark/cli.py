@@ -5,7 +5,8 @@
     market-spark recompute [--since D] [--until D]
     spark-submit --packages <coords> packages/spark/src/market_spark/cli.py batch
 
-Each command prints its run summary as JSON on stdout. Exit codes
+Each command prints its run summary as JSON on stdout; batch, stream and recompute show
+Spark's stage progress on stderr (``--quiet`` / ``--json``: none). Exit codes
 (``market_common.exitcodes.ExitCode``): 0 ok; 1 the job failed (message on stderr);
 2 usage only (unknown option, bad date); 4 a service was unreachable (Maven Central/Ivy for
 the connector jars, the object store, Kafka).
@@ -13,6 +14,7 @@ the connector jars, the object store, Kafka).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -20,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
+from market_common.console import JsonOpt, Output, QuietOpt
 from market_common.exitcodes import ExitCode
 from market_common.logging import configure_logging, get_logger
 from market_common.settings import MarketSettings, load_settings
@@ -70,14 +73,25 @@ def _root(
     ctx.obj = settings
 
 
-def _run(ctx: typer.Context, command: str, job: Callable[[MarketSettings, Any], str]) -> None:
-    """Start the session, run ``job``, print its JSON; map failures to exit codes."""
+def _run(
+    ctx: typer.Context,
+    command: str,
+    job: Callable[[MarketSettings, Any], str],
+    out: Output | None = None,
+) -> None:
+    """Start the session, run ``job`` with stage progress, print its JSON; map failures to
+    exit codes. Without ``out`` (the bench commands) no progress is shown."""
     settings: MarketSettings = ctx.obj
+    out = out or Output(quiet=True)
     try:
+        from market_spark.progress import StageProgress
         from market_spark.session import build_session
 
         spark = build_session(settings, app_name=f"market-spark-{command}")
-        print(job(settings, spark))
+        with out.progress() as bar, StageProgress(spark, bar, f"spark {command}"):
+            summary = job(settings, spark)
+        # --json: one line, for parsers that read the last line (Airflow's runners).
+        print(json.dumps(json.loads(summary)) if out.as_json else summary)
     except PackageResolutionError as exc:
         log.error("%s could not start: %s", command, exc)
         raise typer.Exit(ExitCode.UNAVAILABLE) from exc
@@ -103,6 +117,8 @@ def batch(
         bool, typer.Option("--full", help="Rebuild the whole table (default: incremental).")
     ] = False,
     run_id: RunId = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """raw/historical → processed/historical (Delta): only trade dates whose raw input changed."""
     first, last = _date(since), _date(until)
@@ -117,7 +133,7 @@ def batch(
             quarantine_uri=quarantine, since=first, until=last, full=full, run_id=run_id,
         ).to_json()  # fmt: skip
 
-    _run(ctx, "batch", job)
+    _run(ctx, "batch", job, Output(quiet=quiet, as_json=as_json))
 
 
 @app.command()
@@ -136,6 +152,8 @@ def stream(
     checkpoint: Annotated[str | None, typer.Option(help="Checkpoint root URI.")] = None,
     timeout_s: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     run_id: RunId = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Kafka realtime topic → processed/realtime windows."""
     if trigger not in ("availableNow", "processingTime"):
@@ -159,7 +177,7 @@ def stream(
             starting_offsets=starting_offsets, paths=paths, run_id=run_id, timeout_s=timeout_s,
         ).to_json()  # fmt: skip
 
-    _run(ctx, "stream", job)
+    _run(ctx, "stream", job, Output(quiet=quiet, as_json=as_json))
 
 
 @app.command()
@@ -175,6 +193,8 @@ def recompute(
         bool, typer.Option("--full", help="Recompute every date (default: incremental).")
     ] = False,
     run_id: RunId = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """raw/realtime → window metrics: the dates whose raw ticks changed (or a range, or all)."""
     first, last = _date(since), _date(until)
@@ -189,7 +209,7 @@ def recompute(
             since=first, until=last, full=full, run_id=run_id,
         ).to_json()  # fmt: skip
 
-    _run(ctx, "recompute", job)
+    _run(ctx, "recompute", job, Output(quiet=quiet, as_json=as_json))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
