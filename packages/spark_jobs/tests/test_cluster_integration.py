@@ -60,7 +60,18 @@ from market_spark.session import build_session
 from market_spark.stream import StreamPaths, run_stream
 from market_spark.summary import BatchSummary
 
-pytestmark = [pytest.mark.integration, pytest.mark.spark]
+# Opt-in: green here in 7 min 53 s under a load average of ~10 on 2 cores (the fixtures'
+# cluster start, local references and the killed driver's first batch are 5 of them), more
+# than the 6 min a test may take in the default run; not yet timed on an idle machine.
+CLUSTER_TESTS_VAR = "MARKET_SPARK_CLUSTER_TESTS"
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.spark,
+    pytest.mark.skipif(
+        os.environ.get(CLUSTER_TESTS_VAR) != "1",
+        reason=f"Spark standalone-cluster runs are opt-in: set {CLUSTER_TESTS_VAR}=1",
+    ),
+]
 NOW = datetime(2024, 6, 3, 12, tzinfo=UTC)
 WORKERS = 2
 WORKER_MEMORY = "768m"
@@ -450,5 +461,7 @@ def test_history_server_lists_the_application_and_no_secret_is_on_a_command_line
         ),
         f"the history server to list {app_id} as completed",
     )
-    logs = s3_client.list_objects_v2(Bucket=cluster.s3.bucket, Prefix=f"spark-events/{app_id}")
-    assert logs.get("KeyCount", 0) >= 1, "the event log is in the lake"
+    # Spark 4 rolls event logs by default: eventlog_v2_<app>/events_<n>_<app>[.zstd].
+    prefix = f"spark-events/eventlog_v2_{app_id}/events_"
+    logs = s3_client.list_objects_v2(Bucket=cluster.s3.bucket, Prefix=prefix)
+    assert any(o["Size"] > 0 for o in logs.get("Contents", [])), f"{prefix}* is in the lake"
