@@ -275,7 +275,7 @@ def _open_event_log_filesystem(settings: MarketSettings, conf: Mapping[str, str]
 
     # Launch the JVM now with the session's launch-time options (master, memory, packages);
     # getOrCreate then reuses this gateway.
-    SparkContext._ensure_initialized(conf=SparkConf(loadDefaults=False).setAll(conf.items()))
+    SparkContext._ensure_initialized(conf=SparkConf(loadDefaults=False).setAll(list(conf.items())))
     jvm = SparkContext._jvm
     assert jvm is not None
     hadoop_conf = jvm.org.apache.hadoop.conf.Configuration()
