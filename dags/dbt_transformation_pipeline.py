@@ -2,7 +2,7 @@
 
 Runs daily at 06:00 UTC and when stock_market_batch_pipeline triggers it. Deployment
 settings (dbt target, manifest path, runner) come from MARKET_DAGS__* environment
-variables; see packages/dag_factories/README.md.
+variables; see packages/dags/README.md.
 """
 
 from __future__ import annotations

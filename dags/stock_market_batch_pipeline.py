@@ -1,7 +1,7 @@
 """stock_market_batch_pipeline: daily ingest → Spark batch → Snowflake, then dbt.
 
 Deployment settings (runner kind, images, symbols, source, retries, ...) come from
-MARKET_DAGS__* environment variables; see packages/dag_factories/README.md.
+MARKET_DAGS__* environment variables; see packages/dags/README.md.
 """
 
 from __future__ import annotations

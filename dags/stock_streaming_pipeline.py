@@ -1,7 +1,7 @@
 """stock_streaming_pipeline: realtime ticks → Spark availableNow → Snowflake, every 30 min.
 
 Deployment settings come from MARKET_DAGS__* environment variables; see
-packages/dag_factories/README.md.
+packages/dags/README.md.
 """
 
 from __future__ import annotations

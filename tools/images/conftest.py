@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-pytest_plugins = ["market_localstack.pytest_plugin"]
+pytest_plugins = ["market_testing.pytest_plugin"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

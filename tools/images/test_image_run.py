@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from market_localstack.pytest_plugin import UniqueNames
+from market_testing.pytest_plugin import UniqueNames
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("MARKET_IMAGE_RUN") != "1" or shutil.which("buildah") is None,

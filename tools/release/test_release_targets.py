@@ -70,7 +70,7 @@ def _project(package: Path) -> dict[str, object]:
 
 
 def test_every_workspace_package_is_found() -> None:
-    assert len(PACKAGES) == 8, f"expected the 8 workspace packages, found {PACKAGES}"
+    assert len(PACKAGES) == 10, f"expected the 10 workspace packages, found {PACKAGES}"
 
 
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.name)

@@ -143,7 +143,7 @@ PACKAGES = workspace_packages(ROOT)
 
 
 def test_sibling_ranges_hold_the_workspace_versions() -> None:
-    assert len(PACKAGES) == 8, f"expected the 8 workspace packages, found {sorted(PACKAGES)}"
+    assert len(PACKAGES) == 10, f"expected the 10 workspace packages, found {sorted(PACKAGES)}"
     violations = sibling_range_violations(PACKAGES)
     assert not violations, "\n".join(violations)
 

@@ -4,8 +4,8 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from market_testing.bad_inputs import bar_matrix, bar_record, tick_matrix, tick_record
 
-from market_common.bad_inputs import bar_matrix, bar_record, tick_matrix, tick_record
 from market_common.contracts import (
     REASONS,
     SCHEMA_VERSION,

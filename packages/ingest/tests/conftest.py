@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["market_localstack.pytest_plugin"]
+pytest_plugins = ["market_testing.pytest_plugin"]
 
 FIXED_NOW = datetime(2024, 6, 3, 21, 0, tzinfo=UTC)
 

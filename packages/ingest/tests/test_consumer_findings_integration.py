@@ -11,9 +11,9 @@ from datetime import date
 from typing import Any
 
 import pytest
+from market_testing.bad_inputs import bar_record
 from stack_helpers import dead_letters, produce, raw_offsets
 
-from market_common.bad_inputs import bar_record
 from market_common.clients import kafka_admin
 from market_common.settings import MarketSettings, load_settings
 from market_ingest.consumer import ConsumeResult, consume

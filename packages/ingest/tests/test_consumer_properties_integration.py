@@ -4,7 +4,7 @@ For every generated batch (valid bars mixed with arbitrary bytes, arbitrary JSON
 and concatenated records) on a fresh topic, one consumer run must end cleanly, raw must
 hold exactly the valid records at their own offsets, and the DLQ exactly the others with
 pydantic's reason. Few examples (each is a full produce → consume → read-back round trip,
-so the file stays within ~2-3 minutes on an idle machine); the long run is ``market-ingest bench-fuzz``.
+so the file stays within ~2-3 minutes on an idle machine); the long run is ``market-bench fuzz``.
 """
 
 from __future__ import annotations

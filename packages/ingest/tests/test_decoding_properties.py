@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
+from market_testing.bad_inputs import bar_record
 from wire_strategies import UNIVERSE, batches, dumps, records
 
-from market_common.bad_inputs import bar_record
 from market_common.contracts import InvalidRecordError, validate_payload
 from market_ingest.records import MAX_RECORD_BYTES, decode_values
 

@@ -1,7 +1,7 @@
 """Fault tests of ingestion: a broker restart and an object-store outage lose and duplicate nothing.
 
 The service that is broken runs privately (its own state dir and ports, see
-``market_localstack.pytest_plugin.PrivateStack``); the other one is the shared stack's, under
+``market_testing.pytest_plugin.PrivateStack``); the other one is the shared stack's, under
 names unique to the test. Each test asserts counts and a checksum of the record keys.
 """
 
@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from market_testing.pytest_plugin import PrivateStack, UniqueNames
 
 from market_common.clients import kafka_consumer
 from market_common.clients import s3_client as make_s3_client
@@ -29,7 +30,6 @@ from market_ingest.consumer import ConsumeResult, RawZoneConsumer
 from market_ingest.producer import ProduceResult, backfill
 from market_ingest.sources.synthetic import SyntheticSource
 from market_ingest.universe import benchmark_universe
-from market_localstack.pytest_plugin import PrivateStack, UniqueNames
 
 pytestmark = pytest.mark.integration
 

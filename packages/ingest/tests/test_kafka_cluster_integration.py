@@ -1,7 +1,7 @@
 """Ingestion on a three-node KRaft cluster (RF 3, ``min.insync.replicas=2``) with SIGKILL faults.
 
 The cluster is private (its own state dir and loopback ports, started like
-``market-localstack up --kafka-brokers 3``); the raw zone is the shared stack's MinIO under
+``market-devstack up --kafka-brokers 3``); the raw zone is the shared stack's MinIO under
 names unique to the test. A node is killed with SIGKILL (no controlled shutdown), the way a
 machine dies.
 """
@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from kafka.errors import KafkaTimeoutError
+from market_testing.pytest_plugin import PrivateStack, UniqueNames
 from test_faults_integration import (
     END,
     SEED,
@@ -33,13 +34,12 @@ from test_faults_integration import (
 
 from market_common.clients import kafka_admin, kafka_consumer, kafka_producer
 from market_common.settings import MarketSettings
+from market_devstack.cli import scaled_settings
+from market_devstack.kafka import KafkaService, cluster_bootstrap
 from market_ingest.calendar import trading_days
 from market_ingest.producer import RecordProducer, backfill
 from market_ingest.sources.synthetic import SyntheticSource
 from market_ingest.universe import benchmark_universe
-from market_localstack.cli import scaled_settings
-from market_localstack.kafka import KafkaService, cluster_bootstrap
-from market_localstack.pytest_plugin import PrivateStack, UniqueNames
 
 pytestmark = pytest.mark.integration
 

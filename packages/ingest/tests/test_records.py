@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from market_testing.bad_inputs import bar_matrix, bar_record, tick_matrix, tick_record
 
-from market_common.bad_inputs import bar_matrix, bar_record, tick_matrix, tick_record
 from market_common.contracts import SCHEMA_VERSION, InvalidRecordError, validate_payload
 from market_common.settings import load_settings
 from market_ingest.producer import RecordProducer

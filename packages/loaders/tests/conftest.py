@@ -16,10 +16,11 @@ import pytest
 from market_common.settings import MarketSettings
 
 if TYPE_CHECKING:
-    from market_localstack.pytest_plugin import UniqueNames
-    from market_localstack.stack import StackInfo
+    from market_testing.pytest_plugin import UniqueNames
 
-pytest_plugins = ["market_localstack.pytest_plugin"]
+    from market_devstack.stack import StackInfo
+
+pytest_plugins = ["market_testing.pytest_plugin"]
 
 
 @dataclass

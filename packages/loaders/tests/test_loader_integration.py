@@ -240,7 +240,7 @@ def test_audit_failure_after_merge_is_repaired_by_rerun(lake: Lake) -> None:
 
 @pytest.fixture
 def closed_port() -> Iterator[int]:
-    from market_localstack.pytest_plugin import free_port
+    from market_testing.pytest_plugin import free_port
 
     yield free_port()
 

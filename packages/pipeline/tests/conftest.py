@@ -13,7 +13,7 @@ import mart_samples
 
 from market_pipeline.marts import MartFrames
 
-pytest_plugins = ["market_localstack.pytest_plugin"]
+pytest_plugins = ["market_testing.pytest_plugin"]
 
 
 @pytest.fixture

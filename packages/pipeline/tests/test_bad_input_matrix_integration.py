@@ -1,6 +1,6 @@
 """The bad-input matrix end to end: raw bytes on the topics → DLQ, quarantine and marts.
 
-Every case of :mod:`market_common.bad_inputs` is written straight to the batch and realtime
+Every case of :mod:`market_testing.bad_inputs` is written straight to the batch and realtime
 topics with kafka-python (no producer-side validation), interleaved with valid bars and ticks
 and with duplicates. Then the real chain runs (``Pipeline`` with ``produce=False``):
 consumers → raw zone (bad → DLQ), Spark batch → processed/quarantine, Spark streaming
@@ -29,14 +29,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from isolation import isolated_run_env
+from market_testing.bad_inputs import BadInput, bar_matrix, tick_matrix, tick_record
+from market_testing.pytest_plugin import UniqueNames
 
-from market_common.bad_inputs import BadInput, bar_matrix, tick_matrix, tick_record
 from market_common.clients import ensure_topics, kafka_consumer, kafka_producer, s3_client
 from market_common.settings import MarketSettings, load_settings
 from market_ingest.calendar import last_completed_session
 from market_ingest.records import validate_frame
 from market_ingest.sources.synthetic import SyntheticSource
-from market_localstack.pytest_plugin import UniqueNames
 from market_pipeline.run import Pipeline, RunOptions, RunResult
 
 pytestmark = pytest.mark.integration

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from isolation import isolated_run_env
+from market_testing.pytest_plugin import UniqueNames
 from typer.testing import CliRunner
 
 from market_common.exitcodes import ExitCode
@@ -27,7 +28,6 @@ from market_common.settings import load_settings
 from market_ingest.calendar import last_completed_session
 from market_ingest.clock import SimulatedClock
 from market_ingest.sources.synthetic import SyntheticSource
-from market_localstack.pytest_plugin import UniqueNames
 from market_pipeline.cli import app
 
 pytestmark = pytest.mark.integration

@@ -47,11 +47,11 @@ class StackSettings(BaseModel):
     minio_port: int = 9000
     minio_console_port: int = 9001
     fakesnow_port: int = 8085
-    # Opt-in services (`market-localstack up --with airflow`): Airflow's metadata database
+    # Opt-in services (`market-devstack up --with airflow`): Airflow's metadata database
     # and its API server / UI (8080: the port the platform's docs have always named).
     postgres_port: int = 5433
     airflow_port: int = 8080
-    # Scale-out (opt-in, `market-localstack up --kafka-brokers 3 --spark-workers 2`): node i>1
+    # Scale-out (opt-in, `market-devstack up --kafka-brokers 3 --spark-workers 2`): node i>1
     # of a Kafka cluster listens on kafka_port/kafka_controller_port + kafka_node_port_step*(i-1).
     kafka_brokers: int = Field(default=1, ge=1)
     kafka_node_port_step: int = Field(default=100, ge=2)

@@ -1,4 +1,4 @@
-"""``market-ingest``: backfill, stream, consume and bench from the command line.
+"""``market-ingest``: backfill, stream and consume from the command line (benchmarks: ``market-bench``).
 
 Exit codes (``market_common.exitcodes.ExitCode``, README "Exit codes"): 0 ok (also: the
 idempotency key was already produced, nothing sent); 1 records not delivered / dead letters
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     help=(
-        "Market-data ingestion: backfill, stream, consume, bench. Exit codes: 0 ok, "
+        "Market-data ingestion: backfill, stream, consume. Exit codes: 0 ok, "
         "1 failed (records/dead letters not acknowledged, bad source data, ledger), 2 usage, "
         "4 source unreachable, 130 interrupted."
     ),
@@ -308,49 +308,3 @@ def consume(
     summary = {k: v for k, v in vars(result).items() if k != "keys"}
     summary["messages_per_s"] = round(result.messages_per_s, 1)
     _finish(summary, ok=result.ok, interrupted=result.stopped_by == "signal")
-
-
-@app.command()
-def bench(
-    records: Annotated[
-        int, typer.Option(help="Records to produce (the full benchmark uses 1,000,000).")
-    ] = 1_000_000,
-    symbols: Annotated[int, typer.Option(help="Size of the synthetic universe.")] = 500,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            help="Output path without suffix (default: <repo>/benchmarks/results/ingest)."
-        ),
-    ] = None,
-    skip_java: Annotated[
-        bool, typer.Option(help="Skip Kafka's ProducerPerformance comparison.")
-    ] = False,
-) -> None:
-    """Producer msgs/s vs kafka-producer-perf-test, and consumer → object store rows/s."""
-    from market_ingest.bench import run_bench
-
-    settings = _settings()
-    report = run_bench(
-        settings, records=records, n_symbols=symbols, output=output, skip_java=skip_java
-    )
-    typer.echo(json.dumps(report, indent=2, default=str))
-
-
-@app.command("bench-fuzz")
-def bench_fuzz(
-    messages: Annotated[int, typer.Option(help="Kafka values to generate and judge.")] = 100_000,
-    seed: Annotated[int, typer.Option(help="Seed of the generator (runs are repeatable).")] = 12,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            help="Output path without suffix (default: <repo>/benchmarks/results/ingest_fuzz)."
-        ),
-    ] = None,
-) -> None:
-    """Fuzz the consumer's decoder against pydantic; exit 6 (QUALITY) on any disagreement."""
-    from market_ingest.bench import run_fuzz
-
-    report = run_fuzz(messages=messages, seed=seed, output=output)
-    typer.echo(json.dumps(report, indent=2, default=str))
-    if report["disagreements"]:
-        raise typer.Exit(int(ExitCode.QUALITY))

@@ -1,4 +1,4 @@
-"""``market-load historical|realtime [--full-refresh] [--prefix …]`` and ``market-load bench``.
+"""``market-load historical|realtime [--full-refresh] [--prefix …]`` (benchmark: ``market-bench loader``).
 
 Exit codes (``market_common.exitcodes.ExitCode``, README "Exit codes"): 0 ok, 1 load failed,
 2 usage, 3 credentials/privileges rejected, 4 warehouse unreachable after retries, 5 loaded
@@ -8,7 +8,6 @@ but some files were rejected (see the summary).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -119,29 +118,6 @@ def realtime(
     raise typer.Exit(
         run_load("realtime", full_refresh=full_refresh, prefix=prefix, as_json=as_json)
     )
-
-
-@app.command()
-def bench(
-    rows: Annotated[int, typer.Option(help="Rows loaded by the bulk loader.")] = 200_000,
-    row_by_row_rows: Annotated[
-        int, typer.Option(help="Rows merged one statement each (extrapolated per-row cost).")
-    ] = 200,
-    out_dir: Annotated[Path, typer.Option(help="Where warehouse.json/.md are written.")] = Path(
-        "benchmarks/results"
-    ),
-) -> None:
-    """Bulk loader vs the seed's row-by-row MERGE on the same warehouse (emulator locally)."""
-    from market_loaders.bench import run_bench
-
-    try:
-        report = run_bench(
-            load_settings(), rows=rows, row_by_row_rows=row_by_row_rows, out_dir=out_dir
-        )
-    except SnowflakeUnavailableError as exc:
-        console.print(f"[red]warehouse unreachable:[/red] {exc}")
-        raise typer.Exit(ExitCode.UNAVAILABLE) from exc
-    console.print_json(json.dumps(report, default=str))
 
 
 if __name__ == "__main__":

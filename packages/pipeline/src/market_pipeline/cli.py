@@ -3,7 +3,6 @@
     market-pipeline run [--years 2] [--symbols AAPL,MSFT] [--source synthetic] ...
     market-pipeline run --source replay --replay-path bars.csv --replay-path ticks/
     market-pipeline report [--report-dir report]     # rebuild the report from the marts
-    market-pipeline bench                            # timed run on fresh names → benchmarks/results
 
 Exit codes (``market_common.exitcodes.ExitCode``, README "Exit codes"): 0 ok; 1 a step failed (message names the
 step and its log); 2 usage error; 5 every record of a produce step was dead-lettered (the
@@ -94,7 +93,8 @@ Verbose = Annotated[
 ]
 
 
-def _setup(verbose: bool) -> None:
+def setup_process(verbose: bool) -> None:
+    """Logging and the children's PYTHONPATH for a command that runs pipeline steps."""
     configure_logging("INFO" if verbose else "WARNING")
     # Children started as `python -m <module>` (local stack services, dbt, Spark) must see
     # the modules this process sees, also when it runs from a PEX.
@@ -104,11 +104,12 @@ def _setup(verbose: bool) -> None:
         logging.getLogger("kafka").setLevel(logging.ERROR)
 
 
-def _options(
+def run_options(
     years: float | None, symbols: str | None, source: str, session_minutes: int,
     report_dir: Path, seed: int, skip_stack: bool, force: bool,
     replay_paths: list[Path] | None = None,
 ) -> RunOptions:  # fmt: skip
+    """The options of ``run`` checked as the CLI checks them (also used by the pipeline benchmark)."""
     from market_ingest.universe import InvalidSymbolError, resolve_symbols
     from market_pipeline.run import RunOptions
 
@@ -184,8 +185,8 @@ def run(
     from market_pipeline.run import PipelineError, run_pipeline
     from market_pipeline.summary import print_summary
 
-    _setup(verbose)
-    options = _options(
+    setup_process(verbose)
+    options = run_options(
         years, symbols, source, session_minutes, report_dir, seed, skip_stack, force, replay_path
     )
     try:
@@ -208,7 +209,7 @@ def report(report_dir: ReportDir = Path("report")) -> None:
     from market_dbt.runner import DbtProject
     from market_pipeline.report import build_report
 
-    _setup(verbose=False)
+    setup_process(verbose=False)
     settings = load_settings()
     # schema_context.json from the last dbt invocation's manifest, when there is one.
     manifest = DbtProject.from_settings(settings).target_dir / "manifest.json"
@@ -218,49 +219,6 @@ def report(report_dir: ReportDir = Path("report")) -> None:
             conn, report_dir, database=settings.snowflake.batch_database, schema_context=context
         )
     console.print(f"report: {paths.index_html}\ndigest: {paths.digest}")
-
-
-@app.command()
-def bench(
-    years: Years = 2.0,
-    symbols: Symbols = None,
-    session_minutes: SessionMinutes = 390,
-    report_dir: ReportDir = Path("report"),
-    results_dir: Annotated[
-        Path, typer.Option(help="Where pipeline.json / pipeline.md are written.")
-    ] = Path("benchmarks/results"),
-) -> None:
-    """Time a full run on fresh topics, prefixes and databases (a clean-clone run)."""
-    from market_pipeline.bench import run_bench
-    from market_pipeline.run import PipelineError
-
-    _setup(verbose=False)
-    options = _options(years, symbols, "synthetic", session_minutes, report_dir, 42, False, True)
-    try:
-        record = run_bench(options, results_dir=results_dir, console=console)
-    except (PipelineError, StepFailedError) as exc:
-        console.print(f"[red]benchmark run failed:[/red] {exc}")
-        raise typer.Exit(int(ExitCode.FAILED)) from exc
-    console.print(f"wall time {record['wall_time_s']} s → {results_dir / 'pipeline.md'}")
-
-
-@app.command("bench-dbt")
-def bench_dbt(
-    symbols: Annotated[int, typer.Option(help="Symbols in the generated history.")] = 500,
-    days: Annotated[int, typer.Option(help="Trading days per symbol (2520 = 10 years).")] = 2520,
-    results_dir: Annotated[
-        Path, typer.Option(help="Where warehouse.json / warehouse.md are updated.")
-    ] = Path("benchmarks/results"),
-) -> None:
-    """Time `dbt build` on ~1.26M daily rows loaded through the bulk loader."""
-    from market_pipeline.bench_dbt import run_dbt_bench
-
-    _setup(verbose=False)
-    report = run_dbt_bench(load_settings(), symbols=symbols, days=days, out_dir=results_dir)
-    console.print(
-        f"{report['rows']:,} rows: load {report['load_seconds']} s, "
-        f"dbt build {report['dbt_build_seconds']} s → {results_dir / 'warehouse.md'}"
-    )
 
 
 if __name__ == "__main__":

@@ -139,16 +139,19 @@ def component_errors() -> tuple[type[BaseException], ...]:
     from market_dbt.errors import DbtError
     from market_ingest.errors import IngestError
     from market_loaders.errors import LoaderError
-    from market_localstack.errors import LocalStackError
 
-    return (
+    errors: tuple[type[BaseException], ...] = (
         DbtError,
         IngestError,
         LoaderError,
-        LocalStackError,
         SnowflakeAuthError,
         SnowflakeUnavailableError,
     )
+    try:  # the dev stack is the optional extra market-pipeline[local]
+        from market_devstack.errors import DevStackError
+    except ImportError:
+        return errors
+    return (*errors, DevStackError)
 
 
 def _progress(console: Console) -> Progress:
@@ -286,8 +289,14 @@ class Pipeline:
     def _stack(self, task: TaskID) -> dict[str, Any]:
         if self.options.skip_stack:
             return {"skipped_by_option": True}
-        from market_localstack.stack import ensure_up
-
+        try:
+            from market_devstack.stack import ensure_up
+        except ImportError as exc:
+            raise PipelineError(
+                "the embedded dev stack is not installed: install market-pipeline[local], or "
+                "run with --skip-stack against your own services (MARKET_KAFKA__*, MARKET_S3__*, "
+                "MARKET_SNOWFLAKE__*)"
+            ) from exc
         info = ensure_up(self.settings)
         self.settings = self.result.settings = info.settings.model_copy(
             update={"symbols": self.settings.symbols, "contracts": self.settings.contracts}

@@ -1,0 +1,1 @@
+"""The platform's benchmarks; ``market-bench`` (``market_benchmarks.cli``) runs them."""

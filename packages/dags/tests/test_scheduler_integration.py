@@ -1,0 +1,278 @@
+"""The three DAGs under Airflow's scheduler, as `market-devstack up --with airflow` runs them.
+
+A private PostgreSQL + Airflow (api-server, scheduler, dag-processor, triggerer; LocalExecutor)
+on free ports and a private state dir; the data stack (Kafka, MinIO, fakesnow) is the shared
+one, reached by the steps through ``MARKET_STATE_DIR`` in their environment. Every DAG run is
+triggered through the REST API with the generated admin credentials, every task runs in its
+own process through the subprocess runner. Asserted: every task of the streaming, batch and
+(triggered) dbt runs succeeded; every mart has rows for every symbol; clearing the batch run
+(which re-runs it, and through the trigger's ``reset_dag_run`` the dbt run, under the
+scheduler) leaves raw, processed, warehouse and marts identical.
+
+The browser test lives here too, so it reuses the deployment and the finished runs: headless
+Chromium from the OS packages, driven by Selenium; screenshots go to
+``$MARKET_TEST_ARTIFACTS_DIR/airflow-ui`` (default ``/tmp/market-test-artifacts``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import assert_mart_covers_symbols, mart_relations, snapshot
+
+from market_dags import steps
+from market_dags.config import DeploymentSettings
+from market_devstack.airflow import DBT_DOCS_SLUG
+
+# Opt-in until it has passed end to end here: on the contended 2-core machine a full scheduled
+# pass (streaming → batch → triggered dbt, then a clear and re-run) took far longer than the CI
+# budget, and only the first streaming tasks were seen to succeed (issue #15 stays open).
+SCHEDULER_TESTS_VAR = "MARKET_AIRFLOW_SCHEDULER_TESTS"
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        os.environ.get(SCHEDULER_TESTS_VAR) != "1",
+        reason=f"Airflow scheduler end-to-end run is opt-in: set {SCHEDULER_TESTS_VAR}=1",
+    ),
+]
+
+SYMBOLS = ["AAPL", "MSFT"]
+BATCH = "stock_market_batch_pipeline"
+STREAMING = "stock_streaming_pipeline"
+DBT = "dbt_transformation_pipeline"
+# The marts' tests need ~50 trading days of history per symbol (50-day SMA).
+LOOKBACK_DAYS = 120
+RUN_TIMEOUT_S = 900
+
+
+def _all_succeeded(states: dict[str, str]) -> list[str]:
+    return sorted(t for t, s in states.items() if s != "success")
+
+
+def test_every_dag_succeeds_under_the_scheduler(scheduled_runs: dict[str, Any]) -> None:
+    for dag_id, run_id in scheduled_runs["runs"].items():
+        states = scheduled_runs["states"][dag_id]
+        assert states, f"{dag_id} run {run_id} has task instances"
+        assert not _all_succeeded(states), f"every task of {dag_id} succeeded: {states}"
+    dbt_states = scheduled_runs["states"][DBT]
+    assert steps.SOURCE_FRESHNESS in dbt_states, "dbt run includes source freshness"
+    assert any(t.startswith(f"{steps.STAGING}.") for t in dbt_states), "cosmos staging tasks ran"
+
+
+def test_every_mart_has_rows_for_every_symbol(
+    scheduled_runs: dict[str, Any], airflow_deployment: dict[str, Any]
+) -> None:
+    from market_common.clients import snowflake_connection
+
+    settings = airflow_deployment["settings"]
+    marts = mart_relations(airflow_deployment["manifest"])
+    assert marts, "the dbt project defines marts"
+    database = settings.snowflake.batch_database
+    conn = snowflake_connection(settings, database=database)
+    try:
+        for mart, schema in marts.items():
+            assert_mart_covers_symbols(conn, f"{database}.{schema}.{mart}", SYMBOLS)
+    finally:
+        conn.close()
+
+
+def test_clearing_the_batch_run_leaves_every_layer_identical(
+    scheduled_runs: dict[str, Any], airflow_deployment: dict[str, Any]
+) -> None:
+    client = airflow_deployment["client"]
+    deployment = airflow_deployment["deployment"]
+    manifest = airflow_deployment["manifest"]
+    once = snapshot(deployment, manifest)
+    assert all(rows > 0 for rows, _ in once.values()), f"every layer has rows: {once}"
+
+    run_id = scheduled_runs["runs"][BATCH]
+    client.clear(BATCH, run_id)
+    state = client.wait(BATCH, run_id, timeout_s=RUN_TIMEOUT_S)
+    states = client.task_states(BATCH, run_id)
+    assert state == "success", f"the cleared batch run succeeded again: {states}"
+    tries = client.get(f"/dags/{BATCH}/dagRuns/{run_id}/taskInstances")["task_instances"]
+    assert all(ti["try_number"] >= 2 for ti in tries), "every batch task ran a second time"
+    dbt_run = scheduled_runs["runs"][DBT]
+    assert client.wait(DBT, dbt_run, timeout_s=RUN_TIMEOUT_S) == "success", "dbt re-ran"
+
+    twice = snapshot(deployment, manifest)
+    changed = {k: (once.get(k), twice.get(k)) for k in once | twice if once.get(k) != twice.get(k)}
+    assert not changed, f"layers that differ after clearing and re-running the run: {changed}"
+
+
+def test_ui_in_a_real_browser_shows_dags_runs_and_dbt_docs(
+    scheduled_runs: dict[str, Any], airflow_deployment: dict[str, Any]
+) -> None:
+    """Headless Chromium (OS package) via Selenium: log in, DAG list, a run's grid, dbt docs."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    client = airflow_deployment["client"]
+    artifacts = artifacts_dir("airflow-ui")
+    with chromium() as driver:
+        wait = WebDriverWait(driver, 90)
+        driver.get(f"{client.base_url}/")
+        wait.until(ec.presence_of_element_located((By.NAME, "username")))
+        driver.find_element(By.NAME, "username").send_keys(client.username)
+        driver.find_element(By.NAME, "password").send_keys(client.password)
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+        driver.get(f"{client.base_url}/dags")
+        for dag_id in (BATCH, STREAMING, DBT):
+            wait.until(ec.presence_of_element_located((By.XPATH, f"//a[contains(., '{dag_id}')]")))
+        driver.save_screenshot(str(artifacts / "01-dags.png"))
+
+        run_id = scheduled_runs["runs"][BATCH]
+        driver.get(f"{client.base_url}/dags/{BATCH}/runs/{run_id}/task_instances")
+        for task_id in scheduled_runs["states"][BATCH]:
+            wait.until(ec.presence_of_element_located((By.XPATH, f"//*[text()='{task_id}']")))
+        page = driver.find_element(By.TAG_NAME, "body").text.lower()
+        assert "success" in page, "the finished run's task instances show their state"
+        assert "failed" not in page, "no task of the run is shown as failed"
+        driver.save_screenshot(str(artifacts / "02-batch-run.png"))
+        driver.get(f"{client.base_url}/dags/{BATCH}/runs/{run_id}")
+        wait.until(ec.presence_of_element_located((By.XPATH, f"//*[contains(., '{run_id}')]")))
+        driver.save_screenshot(str(artifacts / "03-batch-grid.png"))
+
+        driver.get(f"{client.base_url}/cosmos/{DBT_DOCS_SLUG}/dbt_docs_index.html")
+        marts = mart_relations(airflow_deployment["manifest"])
+        some_mart = sorted(marts)[0]
+        wait.until(ec.presence_of_element_located((By.XPATH, f"//*[contains(., '{some_mart}')]")))
+        driver.save_screenshot(str(artifacts / "04-dbt-docs.png"))
+
+
+def artifacts_dir(name: str) -> Path:
+    """Where screenshots go: ``$MARKET_TEST_ARTIFACTS_DIR/<name>`` (default under /tmp)."""
+    root = Path(os.environ.get("MARKET_TEST_ARTIFACTS_DIR", "/tmp/market-test-artifacts"))
+    path = root / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """Headless Chromium and chromedriver from the OS packages (`apt-get install chromium
+    chromium-driver`); Selenium Manager is not used (it would download a browser)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary = shutil.which("chromium") or "/usr/bin/chromium"
+    driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+    if not (Path(binary).is_file() and Path(driver_path).is_file()):
+        pytest.fail(
+            "chromium and chromedriver are required: `apt-get install chromium chromium-driver`",
+            pytrace=False,
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--window-size=1600,1000", "--disable-gpu"):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def scheduled_runs(airflow_deployment: dict[str, Any]) -> dict[str, Any]:
+    """Streaming, then batch (which triggers dbt) through the REST API, waited for."""
+    client = airflow_deployment["client"]
+    client.wait_for_dags([BATCH, STREAMING, DBT])
+    for dag_id in (BATCH, STREAMING, DBT):
+        client.unpause(dag_id)
+    now = datetime.now(UTC).replace(microsecond=0)
+    runs = {STREAMING: "it_streaming", BATCH: "it_batch", DBT: "triggered__it_batch"}
+    client.trigger(STREAMING, runs[STREAMING], logical_date=now)
+    assert client.wait(STREAMING, runs[STREAMING], timeout_s=RUN_TIMEOUT_S) in {"success", "failed"}
+    client.trigger(BATCH, runs[BATCH], logical_date=now, conf={steps.LOOKBACK_PARAM: LOOKBACK_DAYS})
+    client.wait(BATCH, runs[BATCH], timeout_s=RUN_TIMEOUT_S)
+    client.wait(DBT, runs[DBT], timeout_s=RUN_TIMEOUT_S)
+    return {"runs": runs, "states": {d: client.task_states(d, r) for d, r in runs.items()}}
+
+
+@pytest.fixture(scope="module")
+def airflow_deployment(
+    local_stack: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """Private Airflow + PostgreSQL whose DAGs write to unique topics/prefixes/databases."""
+    import tempfile
+
+    from conftest import settings_of
+    from market_testing.pytest_plugin import PrivateStack, UniqueNames
+
+    from market_dags.config import DbtConfig, TaskDefaults, TopicsConfig
+    from market_devstack.airflow import AirflowClient, AirflowHome
+
+    names = UniqueNames("scheduler")
+    prefix = names("sched")
+    step_env = {
+        # The data stack is the shared one; Airflow's own state is private.
+        "MARKET_STATE_DIR": str(local_stack.state_dir),
+        "MARKET_KAFKA__BATCH_GROUP": names("gb"),
+        "MARKET_KAFKA__REALTIME_GROUP": names("gr"),
+        "MARKET_S3__RAW_PREFIX": f"{prefix}/raw",
+        "MARKET_S3__PROCESSED_PREFIX": f"{prefix}/processed",
+        "MARKET_S3__QUARANTINE_PREFIX": f"{prefix}/quarantine",
+        "MARKET_S3__CHECKPOINT_PREFIX": f"{prefix}/checkpoints",
+        "MARKET_SNOWFLAKE__BATCH_DATABASE": names.ident("BATCH"),
+        "MARKET_SNOWFLAKE__STREAM_DATABASE": names.ident("STREAM"),
+        "MARKET_SPARK__DRIVER_MEMORY": "1g",
+    }
+    topics = TopicsConfig(batch=names("batch"), realtime=names("realtime"), dlq=names("dlq"))
+    deployment = DeploymentSettings(
+        symbols=SYMBOLS,
+        source="synthetic",
+        topics=topics,
+        task_defaults=TaskDefaults(retries=1, retry_delay="PT5S"),
+        dbt=DbtConfig(test_behavior="after_all"),
+        step_env=step_env,
+    )
+    env = {
+        "MARKET_DAGS__SYMBOLS": ",".join(SYMBOLS),
+        "MARKET_DAGS__SOURCE": "synthetic",
+        "MARKET_DAGS__TOPICS__BATCH": topics.batch or "",
+        "MARKET_DAGS__TOPICS__REALTIME": topics.realtime or "",
+        "MARKET_DAGS__TOPICS__DLQ": topics.dlq or "",
+        "MARKET_DAGS__TASK_DEFAULTS__RETRIES": "1",
+        "MARKET_DAGS__TASK_DEFAULTS__RETRY_DELAY": "PT5S",
+        "MARKET_DAGS__DBT__TEST_BEHAVIOR": "after_all",
+        "MARKET_DAGS__STEP_ENV": json.dumps(step_env),
+        # Runs come from the REST API only: unpausing must not add scheduled runs.
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    # PostgreSQL runs unprivileged: its state dir must be reachable by that account.
+    state_dir = Path(tempfile.mkdtemp(prefix="market-airflow-it-", dir="/tmp"))
+    state_dir.chmod(0o755)
+    private = PrivateStack(state_dir)
+    try:
+        info = private.up("airflow")
+        settings = settings_of(deployment)
+        yield {
+            "client": AirflowClient.for_stack(info.settings),
+            "deployment": deployment,
+            "settings": settings,
+            "manifest": AirflowHome(info.settings).manifest_dir / "manifest.json",
+            "stack": private,
+            "info": info,
+        }
+    finally:
+        private.down()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
