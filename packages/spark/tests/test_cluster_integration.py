@@ -38,13 +38,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import plant_bad_bars
+from market_testing.pytest_plugin import UniqueNames, free_port
 from pyspark.sql import SparkSession
 from test_batch_integration import _descendants, put_raw_like_ingest
 
 from market_common.clients import ensure_topics, kafka_producer
 from market_common.runtime import child_env
 from market_common.settings import MarketSettings
-from market_testing.pytest_plugin import UniqueNames, free_port
 from market_devstack.service import Service, start_all
 from market_devstack.spark_cluster import (
     SparkHistoryService,
