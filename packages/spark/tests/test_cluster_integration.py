@@ -207,7 +207,7 @@ class StreamDriver:
     def __init__(self, settings: MarketSettings, inputs: Inputs, log_path: Path) -> None:
         paths = inputs.stream_paths
         argv = [
-            sys.executable, "-m", "market_spark", "stream", "--topic", inputs.topic,
+            sys.executable, "-m", "market_spark.cli", "stream", "--topic", inputs.topic,
             "--max-offsets-per-trigger", str(PER_TRIGGER), "--output", paths.output,
             "--quarantine", paths.quarantine, "--checkpoint", paths.checkpoint,
         ]  # fmt: skip
