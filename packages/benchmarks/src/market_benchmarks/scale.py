@@ -30,7 +30,7 @@ from market_common.settings import MarketSettings, load_settings
 from market_devstack.cli import scaled_settings
 from market_devstack.kafka import cluster_bootstrap
 from market_devstack.service import Service, start_all
-from market_devstack.spark_cluster import cluster_spark_settings
+from market_devstack.spark_cluster import cluster_spark_settings, spark_env
 from market_devstack.stack import make_services
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
@@ -90,12 +90,7 @@ def kafka(results_dir: ResultsDir, records: int = 1_000_000) -> None:
 def spark(results_dir: ResultsDir, years: int = 10, symbols: int = 500) -> None:
     """``market-bench spark`` on two workers → ``spark_2workers.json`` (+ ratio to local)."""
     settings = cluster_spark_settings(private_cluster_settings("spark", brokers=None, workers=2))
-    sp = settings.spark
-    env = {
-        "MARKET_SPARK__MASTER": sp.master,
-        "MARKET_SPARK__EXECUTOR_MEMORY": sp.executor_memory,
-        "MARKET_SPARK__EXTRA_CONF": json.dumps(sp.extra_conf),
-    }
+    env = spark_env(settings)
     scratch = Path(settings.stack.state_dir) / "results"
     with running(make_services("spark", settings)):
         run_child(

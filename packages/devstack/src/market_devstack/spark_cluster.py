@@ -115,6 +115,23 @@ def cluster_spark_settings(settings: MarketSettings) -> MarketSettings:
     return settings.model_copy(update={"spark": updated})
 
 
+def spark_env(settings: MarketSettings) -> dict[str, str]:
+    """``MARKET_SPARK__*`` variables that give a child process ``settings.spark``.
+
+    What a user exports to submit a job to a cluster (e.g. the result of
+    :func:`cluster_spark_settings`); :func:`market_common.runtime.settings_env` leaves the
+    Spark section out, and its ``extra_conf`` mapping travels as JSON.
+    """
+    sp = settings.spark
+    return {
+        "MARKET_SPARK__MASTER": sp.master,
+        "MARKET_SPARK__DRIVER_MEMORY": sp.driver_memory,
+        "MARKET_SPARK__EXECUTOR_MEMORY": sp.executor_memory,
+        "MARKET_SPARK__SHUFFLE_PARTITIONS": str(sp.shuffle_partitions),
+        "MARKET_SPARK__EXTRA_CONF": json.dumps(sp.extra_conf, sort_keys=True),
+    }
+
+
 def _get_json(url: str, timeout_s: float = 3.0) -> Any:
     with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - loopback http
         return json.load(response)

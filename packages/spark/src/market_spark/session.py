@@ -231,6 +231,7 @@ def build_session(
     for key, value in conf.items():
         builder = builder.config(key, value)
     try:
+        _open_event_log_filesystem(settings, conf)
         spark = builder.getOrCreate()
     except PySparkRuntimeError as exc:
         if "JAVA_GATEWAY_EXITED" not in str(exc):
@@ -251,6 +252,36 @@ def build_session(
         _warn_missing_packages(spark, wanted_packages)
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def _open_event_log_filesystem(settings: MarketSettings, conf: Mapping[str, str]) -> None:
+    """Open an ``s3a://`` event log's file system in the JVM, with the S3A keys, first.
+
+    The SparkContext opens its event log while it starts, before :func:`build_session` can
+    put the keys on its Hadoop configuration; the keys are never in the SparkConf (see
+    :data:`S3A_SECRET_KEYS`), so a cluster job with its event log in the lake would fail
+    with "No AWS credentials". Hadoop caches file systems per scheme, bucket and user: the
+    instance opened here with the keys is the one the event logger (and every later read or
+    write of that bucket in this JVM) gets. Nothing to do without static keys, where S3A
+    finds credentials itself (environment, instance profile).
+    """
+    log_dir = conf.get("spark.eventLog.dir", "")
+    secrets = s3a_secrets(settings)
+    if conf.get("spark.eventLog.enabled") != "true" or not log_dir.startswith("s3a://"):
+        return
+    if not secrets:
+        return
+    from pyspark import SparkConf, SparkContext
+
+    # Launch the JVM now with the session's launch-time options (master, memory, packages);
+    # getOrCreate then reuses this gateway.
+    SparkContext._ensure_initialized(conf=SparkConf(loadDefaults=False).setAll(list(conf.items())))
+    jvm = SparkContext._jvm
+    assert jvm is not None
+    hadoop_conf = jvm.org.apache.hadoop.conf.Configuration()
+    for key, value in (s3a_conf(settings) | secrets).items():
+        hadoop_conf.set(key, value)
+    jvm.org.apache.hadoop.fs.FileSystem.get(jvm.java.net.URI(log_dir), hadoop_conf)
 
 
 def _warn_missing_packages(spark: SparkSession, wanted: str) -> None:
