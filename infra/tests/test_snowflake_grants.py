@@ -128,9 +128,8 @@ def recorded_run(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[list[Statement], RoleModel]:
     """Run init, both loads, dbt build and the reader's queries; the statements they sent."""
-    from market_testing.pytest_plugin import UniqueNames
-
     from market_common.clients import s3_client
+    from market_testing.pytest_plugin import UniqueNames
 
     port, statement_log = fakesnow_log
     home = tmp_path_factory.mktemp("grants-run")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from market_testing.pytest_plugin import UniqueNames
 
 pytestmark = pytest.mark.skipif(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from market_benchmarks.cold import PORT_SETTINGS, STEP_ROW, cold_env, markdown
 from rich.console import Console
 
+from market_benchmarks.cold import PORT_SETTINGS, STEP_ROW, cold_env, markdown
 from market_common.settings import MarketSettings
 from market_pipeline.run import RunOptions, RunResult, StepOutcome
 from market_pipeline.summary import steps_table

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from market_benchmarks.memory import PeakMemory, process_table, tree
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc (Linux)")

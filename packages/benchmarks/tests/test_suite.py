@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from market_benchmarks.suite import FIGURES, REPORT_JSON, REPORT_MD, SUITE_FILE, write_report
-
 from market_common.runtime import child_env
 
 # The repository (or the Pants sandbox, which holds dags/ and dbt/ as files).

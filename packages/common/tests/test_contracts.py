@@ -4,7 +4,6 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from market_testing.bad_inputs import bar_matrix, bar_record, tick_matrix, tick_record
 
 from market_common.contracts import (
     REASONS,
@@ -17,6 +16,7 @@ from market_common.contracts import (
     validate_payload,
 )
 from market_common.settings import load_settings
+from market_testing.bad_inputs import bar_matrix, bar_record, tick_matrix, tick_record
 
 NOW = datetime(2024, 6, 3, 15, 0, tzinfo=UTC)
 UNIVERSE = {"AAPL", "MSFT"}

@@ -96,9 +96,8 @@ def isolated_deployment(
 ) -> Callable[[str, list[str]], DeploymentSettings]:
     """``make(label, symbols)`` → deployment whose topics, groups, S3 prefixes and Snowflake
     databases are unique, so DAG runs of different tests (and processes) never share data."""
-    from market_testing.pytest_plugin import UniqueNames
-
     from market_dags.config import DbtConfig, DeploymentSettings, TaskDefaults, TopicsConfig
+    from market_testing.pytest_plugin import UniqueNames
 
     def make(label: str, symbols: list[str]) -> DeploymentSettings:
         names = UniqueNames(label)

@@ -39,6 +39,7 @@ class Sink:
 @pytest.fixture
 def smtp_sink() -> Iterator[tuple[Sink, int]]:
     from aiosmtpd.controller import Controller
+
     from market_testing.pytest_plugin import free_port
 
     sink = Sink()

@@ -16,6 +16,7 @@ Chromium from the OS packages, driven by Selenium; screenshots go to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -25,11 +26,11 @@ from typing import Any
 
 import pytest
 from conftest import assert_mart_covers_symbols, mart_relations, snapshot
-from market_testing.browser import artifacts_dir, chromium
 
 from market_dags import steps
 from market_dags.config import DeploymentSettings
 from market_devstack.airflow import DBT_DOCS_SLUG
+from market_testing.browser import artifacts_dir, chromium
 
 # Opt-in until it has passed end to end here: on the contended 2-core machine a full scheduled
 # pass (streaming → batch → triggered dbt, then a clear and re-run) took far longer than the CI
@@ -214,10 +215,10 @@ def airflow_deployment(
     import tempfile
 
     from conftest import settings_of
-    from market_testing.pytest_plugin import PrivateStack, UniqueNames
 
     from market_dags.config import DbtConfig, TaskDefaults, TopicsConfig
     from market_devstack.airflow import AirflowClient, AirflowHome
+    from market_testing.pytest_plugin import PrivateStack, UniqueNames
 
     names = UniqueNames("scheduler")
     prefix = names("sched")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from market_testing.pytest_plugin import free_port
 from typer.testing import CliRunner
 
 from market_common.exitcodes import ExitCode
 from market_devstack.cli import app
+from market_testing.pytest_plugin import free_port
 
 runner = CliRunner()
 

@@ -12,11 +12,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from market_testing.pytest_plugin import private_stack_settings
-
 from market_devstack.credentials import read_env_file, stack_env_path
 from market_devstack.minio import ACCESS_KEY_VAR, SECRET_KEY_VAR, ensure_credentials
 from market_devstack.stack import SERVICE_NAMES, make_services
+from market_testing.pytest_plugin import private_stack_settings
 
 
 def _mode(path: Path) -> int:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from market_testing.pytest_plugin import UniqueNames
 
 from market_devstack.kafka import kafka_java_command
+from market_testing.pytest_plugin import UniqueNames
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from market_testing.pytest_plugin import private_stack_settings
 
 from market_devstack import stack
 from market_devstack.process import port_open
+from market_testing.pytest_plugin import private_stack_settings
 
 pytestmark = pytest.mark.integration
 

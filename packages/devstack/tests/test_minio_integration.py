@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from market_testing.pytest_plugin import UniqueNames
 
 from market_devstack.stack import StackInfo
+from market_testing.pytest_plugin import UniqueNames
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from market_testing.pytest_plugin import PrivateStack
 
 from market_common.clients import s3_client
 from market_common.settings import MarketSettings
@@ -21,6 +20,7 @@ from market_devstack.minio import (
     SECRET_KEY_VAR,
     with_credentials,
 )
+from market_testing.pytest_plugin import PrivateStack
 
 pytestmark = pytest.mark.integration
 

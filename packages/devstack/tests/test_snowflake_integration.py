@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import snowflake.connector
-from market_testing.pytest_plugin import UniqueNames, private_stack_settings
 
 from market_devstack import stack
+from market_testing.pytest_plugin import UniqueNames, private_stack_settings
 
 pytestmark = pytest.mark.integration
 

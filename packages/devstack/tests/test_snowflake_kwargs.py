@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from market_testing.pytest_plugin import private_stack_settings
-
 from market_common.clients import snowflake_connect_kwargs
 from market_common.settings import MarketSettings, SnowflakeSettings
 from market_devstack.snowflake import emulator_settings
+from market_testing.pytest_plugin import private_stack_settings
 
 
 def test_emulator_connections_use_the_product_session(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from market_testing.pytest_plugin import UniqueNames
 
 from market_common.settings import MarketSettings, StackSettings
 from market_devstack.credentials import read_env_file
@@ -30,6 +29,7 @@ from market_devstack.minio import (
 )
 from market_devstack.process import PidFile, PidRecord, spawn_detached, terminate
 from market_devstack.stack import normalise_services, stack_settings
+from market_testing.pytest_plugin import UniqueNames
 
 
 def _settings(tmp_path: Path) -> MarketSettings:

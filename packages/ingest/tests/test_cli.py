@@ -16,7 +16,7 @@ from market_ingest.universe import InvalidSymbolError
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", ["backfill", "stream", "consume", "bench"])
+@pytest.mark.parametrize("command", ["backfill", "stream", "consume"])
 def test_every_option_has_help(command: str) -> None:
     import typer.main
 

@@ -11,12 +11,12 @@ from datetime import date
 from typing import Any
 
 import pytest
-from market_testing.bad_inputs import bar_record
 from stack_helpers import dead_letters, produce, raw_offsets
 
 from market_common.clients import kafka_admin, kafka_consumer
 from market_common.settings import MarketSettings, load_settings
 from market_ingest.consumer import ConsumeResult, consume
+from market_testing.bad_inputs import bar_record
 
 pytestmark = pytest.mark.integration
 

@@ -14,11 +14,11 @@ from typing import Any
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
-from market_testing.bad_inputs import bar_record
 from wire_strategies import UNIVERSE, batches, dumps, records
 
 from market_common.contracts import InvalidRecordError, validate_payload
 from market_ingest.records import MAX_RECORD_BYTES, decode_values
+from market_testing.bad_inputs import bar_record
 
 NOW = datetime(2024, 6, 3, 21, 0, tzinfo=UTC)
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -20,7 +20,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from market_testing.pytest_plugin import PrivateStack, UniqueNames
 
 from market_common.clients import kafka_consumer
 from market_common.clients import s3_client as make_s3_client
@@ -30,6 +29,7 @@ from market_ingest.consumer import ConsumeResult, RawZoneConsumer
 from market_ingest.producer import ProduceResult, backfill
 from market_ingest.sources.synthetic import SyntheticSource
 from market_ingest.universe import benchmark_universe
+from market_testing.pytest_plugin import PrivateStack, UniqueNames
 
 pytestmark = pytest.mark.integration
 

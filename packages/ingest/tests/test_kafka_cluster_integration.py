@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from kafka.errors import KafkaTimeoutError
-from market_testing.pytest_plugin import PrivateStack, UniqueNames
 from test_faults_integration import (
     END,
     SEED,
@@ -40,6 +39,7 @@ from market_ingest.calendar import trading_days
 from market_ingest.producer import RecordProducer, backfill
 from market_ingest.sources.synthetic import SyntheticSource
 from market_ingest.universe import benchmark_universe
+from market_testing.pytest_plugin import PrivateStack, UniqueNames
 
 pytestmark = pytest.mark.integration
 

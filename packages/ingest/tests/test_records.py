@@ -9,7 +9,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from market_testing.bad_inputs import bar_matrix, bar_record, tick_matrix, tick_record
 
 from market_common.contracts import SCHEMA_VERSION, InvalidRecordError, validate_payload
 from market_common.settings import load_settings
@@ -20,6 +19,7 @@ from market_ingest.records import (
     encode,
     validate_frame,
 )
+from market_testing.bad_inputs import bar_matrix, bar_record, tick_matrix, tick_record
 
 UNIVERSE = ("AAPL", "MSFT", "BRK.B")
 

@@ -16,9 +16,8 @@ import pytest
 from market_common.settings import MarketSettings
 
 if TYPE_CHECKING:
-    from market_testing.pytest_plugin import UniqueNames
-
     from market_devstack.stack import StackInfo
+    from market_testing.pytest_plugin import UniqueNames
 
 pytest_plugins = ["market_testing.pytest_plugin"]
 

@@ -16,7 +16,6 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from market_testing.pytest_plugin import PrivateStack
 
 from market_common.clients import snowflake_connection
 from market_common.exitcodes import ExitCode
@@ -25,6 +24,7 @@ from market_common.settings import MarketSettings
 from market_loaders.datasets import HISTORICAL
 from market_loaders.errors import SnowflakeUnavailableError
 from market_loaders.loader import load_historical, target_ref
+from market_testing.pytest_plugin import PrivateStack
 
 if TYPE_CHECKING:
     from conftest import Lake

@@ -98,13 +98,13 @@ def _spark(run: SmallRun, step: str, *args: str) -> None:
 def small_run(local_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> SmallRun:
     """The run described in test_small_run_integration.py (its steps' output, by step)."""
     from isolation import isolated_run_env
-    from market_testing.pytest_plugin import UniqueNames
     from replay_files import OWN_SYMBOLS, write_replay_files
 
     from market_dbt.cli import app as dbt_app
     from market_ingest.cli import app as ingest_app
     from market_loaders.cli import app as load_app
     from market_pipeline.cli import app as pipeline_app
+    from market_testing.pytest_plugin import UniqueNames
 
     work = tmp_path_factory.mktemp("small-run")
     bars, ticks = write_replay_files(

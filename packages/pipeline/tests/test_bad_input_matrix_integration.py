@@ -29,8 +29,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from isolation import isolated_run_env
-from market_testing.bad_inputs import BadInput, bar_matrix, tick_matrix, tick_record
-from market_testing.pytest_plugin import UniqueNames
 
 from market_common.clients import ensure_topics, kafka_consumer, kafka_producer, s3_client
 from market_common.settings import MarketSettings, load_settings
@@ -39,6 +37,8 @@ from market_ingest.calendar import last_completed_session
 from market_ingest.records import validate_frame
 from market_ingest.sources.synthetic import SyntheticSource
 from market_pipeline.run import Pipeline, RunOptions, RunResult
+from market_testing.bad_inputs import BadInput, bar_matrix, tick_matrix, tick_record
+from market_testing.pytest_plugin import UniqueNames
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from isolation import isolated_run_env
-from market_testing.pytest_plugin import UniqueNames
 from typer.testing import CliRunner
 
 from market_common.settings import MarketSettings, load_settings
@@ -28,6 +27,7 @@ from market_pipeline.cli import app
 from market_pipeline.counts import layer_counts
 from market_pipeline.marts import MART_NAMES
 from market_pipeline.run import Pipeline, RunOptions
+from market_testing.pytest_plugin import UniqueNames
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,6 @@ from typing import Any
 import pandas as pd
 import pytest
 from isolation import isolated_run_env
-from market_testing.pytest_plugin import UniqueNames
 from replay_files import OWN_SYMBOLS, write_replay_files
 from typer.testing import CliRunner
 
@@ -27,6 +26,7 @@ from market_common.exitcodes import ExitCode
 from market_common.settings import load_settings
 from market_pipeline.cli import app
 from market_spark.steps import tick_dedup, tick_windows
+from market_testing.pytest_plugin import UniqueNames
 
 pytestmark = pytest.mark.integration
 

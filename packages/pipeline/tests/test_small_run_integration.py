@@ -31,9 +31,9 @@ from typing import Any
 import pandas as pd
 import pytest
 from conftest import SmallRun
-from market_testing.browser import artifacts_dir, chromium
 
 from market_pipeline.inspector_view import human_bytes
+from market_testing.browser import artifacts_dir, chromium
 
 pytestmark = pytest.mark.integration
 

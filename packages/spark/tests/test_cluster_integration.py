@@ -38,7 +38,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import plant_bad_bars
-from market_testing.pytest_plugin import UniqueNames, free_port
 from pyspark.sql import SparkSession
 from test_batch_integration import _descendants, put_raw_like_ingest
 
@@ -59,6 +58,7 @@ from market_spark.recompute import run_recompute
 from market_spark.session import build_session
 from market_spark.stream import StreamPaths, run_stream
 from market_spark.summary import BatchSummary
+from market_testing.pytest_plugin import UniqueNames, free_port
 
 # Opt-in: green here in 7 min 53 s under a load average of ~10 on 2 cores (the fixtures'
 # cluster start, local references and the killed driver's first batch are 5 of them), more

@@ -13,10 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from market_benchmarks.spark import _reason_sql
-from market_testing.bad_inputs import tick_record
 from pyspark.sql import SparkSession
 
+from market_benchmarks.spark import _reason_sql
 from market_common.contract_spec import PRICE_MAX, VOLUME_MAX
 from market_common.contracts import ContractPolicy, DailyBar, InvalidRecordError, validate_payload
 from market_spark.schemas import RAW_HISTORICAL
@@ -27,6 +26,7 @@ from market_spark.steps import (
     tick_quality,
     tick_windows,
 )
+from market_testing.bad_inputs import tick_record
 
 pytestmark = pytest.mark.spark
 NOW = datetime(2024, 6, 3, 23, 0, tzinfo=UTC)

@@ -11,11 +11,11 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from market_testing.bad_inputs import tick_matrix, tick_record
 from pyspark.sql import SparkSession
 
 from market_common.contracts import ContractPolicy, InvalidRecordError, Tick, validate_payload
 from market_spark.steps import tick_parse, tick_quality
+from market_testing.bad_inputs import tick_matrix, tick_record
 
 pytestmark = pytest.mark.spark
 POLICY = ContractPolicy(universe=frozenset({"AAPL", "MSFT", "BRK.B"}))
