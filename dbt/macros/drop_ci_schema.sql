@@ -6,7 +6,8 @@
 -#}
 {% macro drop_ci_schema(schema) -%}
     {%- if not modules.re.fullmatch('PR_[0-9]+', schema | string | upper) -%}
-        {{ exceptions.raise_compiler_error('refusing to drop ' ~ schema ~ ': only PR_<number> schemas are slim-CI schemas') }}
+        {%- set why = ': only PR_<number> schemas are slim-CI schemas' -%}
+        {{ exceptions.raise_compiler_error('refusing to drop ' ~ schema ~ why) }}
     {%- endif -%}
     {%- set relation = api.Relation.create(database=target.database, schema=schema | upper) -%}
     {%- do adapter.drop_schema(relation) -%}

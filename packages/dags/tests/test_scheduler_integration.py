@@ -198,8 +198,18 @@ def save_task_timings(client: Any, runs: dict[str, str], path: Path) -> None:
             answer = client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")
             timings[dag_id] = sorted(
                 (
-                    {k: ti.get(k) for k in ("task_id", "state", "try_number", "queued_when",
-                                            "start_date", "end_date", "duration")}  # fmt: skip
+                    {
+                        k: ti.get(k)
+                        for k in (
+                            "task_id",
+                            "state",
+                            "try_number",
+                            "queued_when",
+                            "start_date",
+                            "end_date",
+                            "duration",
+                        )
+                    }  # fmt: skip
                     for ti in answer["task_instances"]
                 ),
                 key=lambda ti: str(ti["start_date"]),

@@ -36,9 +36,7 @@ class DbtManifestError(RuntimeError):
     """``dbt parse`` failed, so no manifest could be produced for cosmos."""
 
 
-def build_dbt_layer(
-    step: Step, config: DbtPipelineConfig, *, env: Mapping[str, str]
-) -> TaskGroup:
+def build_dbt_layer(step: Step, config: DbtPipelineConfig, *, env: Mapping[str, str]) -> TaskGroup:
     """Task group ``step.task_id`` running the layer's dbt nodes (``step.dbt_select``)."""
     layer, select = step.task_id, step.dbt_select
     dbt = config.deployment.dbt

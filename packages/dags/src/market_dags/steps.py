@@ -280,9 +280,7 @@ def dbt_steps(config: DbtPipelineConfig) -> list[Step]:
     """
     dbt = config.deployment.dbt
     common = dbt_common_args(config)
-    test_select: tuple[str, ...] = (
-        () if dbt.test_behavior == "none" else ("--select", "source:*")
-    )
+    test_select: tuple[str, ...] = () if dbt.test_behavior == "none" else ("--select", "source:*")
     return [
         Step(
             SOURCE_FRESHNESS,
@@ -331,8 +329,14 @@ def dbt_layer(
     return Step(
         layer,
         DBT,
-        ("build", *dbt_common_args(config), "--select", *select,
-         "--indirect-selection", "buildable"),  # fmt: skip
+        (
+            "build",
+            *dbt_common_args(config),
+            "--select",
+            *select,
+            "--indirect-selection",
+            "buildable",
+        ),  # fmt: skip
         timeout=timedelta(minutes=45),
         doc=f"dbt build of the {layer} layer ({' '.join(select)}).",
         upstream=upstream,

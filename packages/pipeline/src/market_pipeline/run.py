@@ -599,9 +599,7 @@ class Pipeline:
         return self.result
 
 
-DBT_TASKS = frozenset(
-    {steps.SOURCE_FRESHNESS, steps.STAGING, steps.MARTS, steps.TESTS, steps.DOCS}
-)
+DBT_TASKS = frozenset({steps.SOURCE_FRESHNESS, steps.STAGING, steps.MARTS, steps.TESTS, steps.DOCS})
 DBT_ARTIFACTS = ("run_results.json", "sources.json")
 
 
