@@ -117,12 +117,14 @@ class Workflow:
         shim_dir.mkdir()
         (shim_dir / "uv").write_text(UV_SHIM.replace("{python}", sys.executable))
         (shim_dir / "uv").chmod(0o755)
-        # The steps run in the checkout copy: sys.path entries relative to this process's
-        # cwd (Pants' sandbox) are made absolute so the scripts' modules stay importable.
+        # The steps run in the checkout copy, by a bare interpreter: this process's own
+        # import path (Pants' sandbox paths are relative to its cwd, and the PEX bootstrap
+        # that reads PEX_EXTRA_SYS_PATH does not run for `python -m`) becomes an absolute
+        # PYTHONPATH, so the scripts import exactly the modules this test imports.
         paths = {
-            k: os.pathsep.join(os.path.abspath(p) for p in os.environ[k].split(os.pathsep) if p)
-            for k in ("PEX_EXTRA_SYS_PATH", "PYTHONPATH")
-            if os.environ.get(k)
+            "PYTHONPATH": os.pathsep.join(
+                os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)
+            )
         }
         self.base_env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MARKET_")},

@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from market_devstack.credentials import read_env_file, stack_env_path
+from market_devstack.credentials import grant_traverse, read_env_file, stack_env_path
 from market_devstack.minio import ACCESS_KEY_VAR, SECRET_KEY_VAR, ensure_credentials
 from market_devstack.stack import SERVICE_NAMES, make_services
 from market_testing.pytest_plugin import private_stack_settings
@@ -39,6 +39,22 @@ def test_an_existing_open_state_dir_is_tightened(tmp_path: Path) -> None:
     os.chmod(state_dir, 0o755)  # noqa: S103 - the open mode under test
     ensure_credentials(private_stack_settings(state_dir))
     assert _mode(state_dir) == 0o700
+
+
+def test_a_granted_traverse_bit_survives_credential_writes_and_only_that_one(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL (another account) must reach its data dir below the 0700 state dir."""
+    granted, plain = tmp_path / "granted", tmp_path / "plain"
+    for state_dir in (granted, plain):
+        state_dir.mkdir(mode=0o755)
+        os.chmod(state_dir, 0o755)  # noqa: S103 - o+x from the umask, not granted
+    grant_traverse(granted)
+    for state_dir in (granted, plain):
+        ensure_credentials(private_stack_settings(state_dir))
+        ensure_credentials(private_stack_settings(state_dir))  # a second write keeps it
+    assert _mode(granted) == 0o701, "search only: no listing, no reading for others"
+    assert _mode(plain) == 0o700, "an o+x nobody granted is removed"
 
 
 def test_stack_env_is_not_written_through_a_fixed_temporary_name(tmp_path: Path) -> None:

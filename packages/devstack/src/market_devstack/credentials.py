@@ -27,14 +27,34 @@ def ensure_private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) and make it 0700: it holds credentials and data.
 
     ``mkdir(mode=…)`` alone is not enough: the umask applies and an existing directory keeps
-    its mode, so the mode is set explicitly every time. A traverse bit for others (o+x, no
-    listing) that :func:`market_devstack.postgres.grant_traverse` gave the directory is
-    kept: PostgreSQL runs as its own account and must reach its data dir below it; the
-    secret files themselves stay 0600.
+    its mode, so the mode is set explicitly every time. Only a traverse bit for others (o+x,
+    no listing) that :func:`grant_traverse` gave the directory is kept — PostgreSQL runs as
+    its own account and must reach its data dir below it; the secret files stay 0600. An
+    o+x that came from the umask or an old checkout is removed.
     """
     path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700 | (path.stat().st_mode & 0o001))
+    granted = (path / TRAVERSE_GRANT).is_file()
+    os.chmod(path, 0o701 if granted else 0o700)
     return path
+
+
+# Marks a private directory whose o+x was given on purpose (see grant_traverse).
+TRAVERSE_GRANT = ".traverse-granted"
+
+
+def grant_traverse(path: Path) -> None:
+    """o+x on ``path`` (search, not listing), recorded so that ensure_private_dir keeps it.
+
+    For a service that runs under another account (PostgreSQL) and must reach its home below
+    ``path``; the marker is an empty owner-only file, so the grant survives later writes of
+    credential files into the same directory.
+    """
+    marker = path / TRAVERSE_GRANT
+    if not marker.exists():
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    mode = path.stat().st_mode
+    if not mode & 0o001:
+        os.chmod(path, (mode & 0o7777) | 0o001)
 
 
 def write_secret_file(path: Path, content: str) -> None:

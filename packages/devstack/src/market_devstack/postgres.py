@@ -24,7 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from market_devstack.credentials import ensure_generated
+from market_devstack.credentials import ensure_generated, grant_traverse
 from market_devstack.errors import PrerequisiteMissingError, ServiceStartError
 from market_devstack.service import Service
 
@@ -101,13 +101,6 @@ class ServerAccount:
             setpriv, f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", "--",
         )  # fmt: skip
         return cls(entry.pw_uid, entry.pw_gid, prefix)
-
-
-def grant_traverse(path: Path) -> None:
-    """o+x on ``path`` (search, not listing): the unprivileged server must reach its home."""
-    mode = path.stat().st_mode
-    if not mode & 0o001:
-        os.chmod(path, (mode & 0o7777) | 0o001)
 
 
 class PostgresService(Service):
