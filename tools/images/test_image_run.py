@@ -176,14 +176,7 @@ def _dags(local_stack: Any, names: UniqueNames, monkeypatch: pytest.MonkeyPatch)
         task_defaults=TaskDefaults(retries=0),
         dbt=DbtConfig(render="commands", test_behavior="after_all"),
         step_env={
-            "MARKET_KAFKA__BATCH_GROUP": names("gb"),
-            "MARKET_KAFKA__REALTIME_GROUP": names("gr"),
-            "MARKET_S3__RAW_PREFIX": f"{prefix}/raw",
-            "MARKET_S3__PROCESSED_PREFIX": f"{prefix}/processed",
-            "MARKET_S3__QUARANTINE_PREFIX": f"{prefix}/quarantine",
-            "MARKET_S3__CHECKPOINT_PREFIX": f"{prefix}/checkpoints",
-            "MARKET_SNOWFLAKE__BATCH_DATABASE": names.ident("BATCH"),
-            "MARKET_SNOWFLAKE__STREAM_DATABASE": names.ident("STREAM"),
+            **names.step_env(prefix),
         },
     )
     return [

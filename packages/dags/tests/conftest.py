@@ -111,14 +111,7 @@ def isolated_deployment(
             # One test task per layer keeps the dbt invocations (≈5 s each) few.
             dbt=DbtConfig(manifest_path=dbt_manifest, test_behavior="after_all"),
             step_env={
-                "MARKET_KAFKA__BATCH_GROUP": names("gb"),
-                "MARKET_KAFKA__REALTIME_GROUP": names("gr"),
-                "MARKET_S3__RAW_PREFIX": f"{prefix}/raw",
-                "MARKET_S3__PROCESSED_PREFIX": f"{prefix}/processed",
-                "MARKET_S3__QUARANTINE_PREFIX": f"{prefix}/quarantine",
-                "MARKET_S3__CHECKPOINT_PREFIX": f"{prefix}/checkpoints",
-                "MARKET_SNOWFLAKE__BATCH_DATABASE": names.ident("BATCH"),
-                "MARKET_SNOWFLAKE__STREAM_DATABASE": names.ident("STREAM"),
+                **names.step_env(prefix),
                 "MARKET_SPARK__DRIVER_MEMORY": "1g",
             },
         )

@@ -235,14 +235,7 @@ def airflow_deployment(
     step_env = {
         # The data stack is the shared one; Airflow's own state is private.
         "MARKET_STATE_DIR": str(local_stack.state_dir),
-        "MARKET_KAFKA__BATCH_GROUP": names("gb"),
-        "MARKET_KAFKA__REALTIME_GROUP": names("gr"),
-        "MARKET_S3__RAW_PREFIX": f"{prefix}/raw",
-        "MARKET_S3__PROCESSED_PREFIX": f"{prefix}/processed",
-        "MARKET_S3__QUARANTINE_PREFIX": f"{prefix}/quarantine",
-        "MARKET_S3__CHECKPOINT_PREFIX": f"{prefix}/checkpoints",
-        "MARKET_SNOWFLAKE__BATCH_DATABASE": names.ident("BATCH"),
-        "MARKET_SNOWFLAKE__STREAM_DATABASE": names.ident("STREAM"),
+        **names.step_env(prefix),
         "MARKET_SPARK__DRIVER_MEMORY": "1g",
     }
     topics = TopicsConfig(batch=names("batch"), realtime=names("realtime"), dlq=names("dlq"))

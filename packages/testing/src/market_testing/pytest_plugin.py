@@ -199,6 +199,20 @@ class UniqueNames:
         """Uppercase with underscores: a valid unquoted Snowflake identifier."""
         return self(prefix).upper().replace("-", "_")
 
+    def step_env(self, prefix: str) -> dict[str, str]:
+        """``MARKET_*`` for a DAG's steps: consumer groups, lake prefixes and databases of
+        their own, so a test's runs never read or overwrite another test's data."""
+        return {
+            "MARKET_KAFKA__BATCH_GROUP": self("gb"),
+            "MARKET_KAFKA__REALTIME_GROUP": self("gr"),
+            "MARKET_S3__RAW_PREFIX": f"{prefix}/raw",
+            "MARKET_S3__PROCESSED_PREFIX": f"{prefix}/processed",
+            "MARKET_S3__QUARANTINE_PREFIX": f"{prefix}/quarantine",
+            "MARKET_S3__CHECKPOINT_PREFIX": f"{prefix}/checkpoints",
+            "MARKET_SNOWFLAKE__BATCH_DATABASE": self.ident("BATCH"),
+            "MARKET_SNOWFLAKE__STREAM_DATABASE": self.ident("STREAM"),
+        }
+
 
 @pytest.fixture
 def unique_name(request: pytest.FixtureRequest) -> UniqueNames:
