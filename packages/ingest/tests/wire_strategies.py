@@ -82,7 +82,9 @@ def spoiled(draw: st.DrawFn, kind: str, now: datetime) -> bytes:
     """A valid record with one thing changed."""
     record = draw(records(kind, now))
     name = draw(st.sampled_from(sorted(record)))
-    how = draw(st.sampled_from(["replace", "drop", "extra", "huge"]))
+    how = draw(st.sampled_from(["replace", "drop", "extra", "huge", "rule"]))
+    if how == "rule":
+        return draw(st.sampled_from(rule_breakers(kind, now, record)))
     if how == "replace":
         record[name] = draw(json_values)
     elif how == "drop":
@@ -94,6 +96,42 @@ def spoiled(draw: st.DrawFn, kind: str, now: datetime) -> bytes:
             st.sampled_from([2**63 - 1, 2**63, -(2**63), 10**13, 1e308, -1e308, 5e-324, 1e-5])
         )
     return dumps(record)
+
+
+def rule_breakers(kind: str, now: datetime, record: dict[str, Any]) -> list[bytes]:
+    """``record`` broken in each way a value rule looks for, one value per way.
+
+    Arbitrary JSON seldom lands on a value rule (a future date is a few days in 34 years;
+    high below low needs two fields to move together), so these are drawn directly, and the
+    verdict tests add them for a fixed record so that every run compares the value rules.
+    """
+    prices = ("open", "high", "low", "close") if kind == "daily_bar" else ("price",)
+    later = now + timedelta(days=2)
+    when = (
+        {"trade_date": later.date().isoformat()}
+        if kind == "daily_bar"
+        else {"ts": later.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    )
+    changes: list[dict[str, Any]] = [
+        {"schema_version": 2},
+        {"symbol": "not a ticker"},
+        {"symbol": "ZZZZ"},
+        {"volume": -1},
+        {"volume": 2**63 - 1},
+        when,
+        *({name: 0.0} for name in prices),
+        *({name: -3.5} for name in prices),
+        *({name: 1e308} for name in prices),
+        {prices[0]: float("nan")},
+    ]
+    if kind == "daily_bar":
+        low, high = record["low"], record["high"]
+        changes += [
+            {"high": low - 1.0, "low": high + 1.0},
+            {"open": high + 1.0},
+            {"close": max(low / 2, 1e-3)},
+        ]
+    return [dumps({**record, **change}) for change in changes]
 
 
 def messages(kind: str, now: datetime) -> st.SearchStrategy[bytes]:
