@@ -6,14 +6,16 @@ import io
 import json
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from market_common.clients import kafka_consumer, kafka_producer
+from market_common.contracts import SESSION_CLOSE, SessionClose, control_kind
 from market_common.settings import MarketSettings, load_settings
-from market_ingest.calendar import trading_days
+from market_ingest.calendar import session_bounds, trading_days
 from market_ingest.consumer import consume
 from market_ingest.producer import backfill, stream
 from market_ingest.records import validate_frame
@@ -201,6 +203,61 @@ def test_realtime_session_lands_by_date_and_hour(settings: MarketSettings, s3_cl
     assert table.num_rows == produced.acked and result.rows_written == produced.acked
     assert all("/realtime/date=" in k and "/hour=" in k for k in keys)
     assert str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
+
+
+def _topic_records(settings: MarketSettings, topic: str) -> list[Any]:
+    from kafka import TopicPartition
+
+    consumer = kafka_consumer(settings, group_id=None)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        end = consumer.end_offsets(parts)
+        records: list[Any] = []
+        while sum(consumer.position(tp) for tp in parts) < sum(end.values()):
+            for batch in consumer.poll(timeout_ms=1_000).values():
+                records += batch
+        return records
+    finally:
+        consumer.close()
+
+
+def test_a_full_session_ends_with_a_session_close_that_the_archive_skips(
+    settings: MarketSettings, s3_client: Any
+) -> None:
+    """A stream that reaches the close sends a SessionClose last on every partition (the
+    streaming job emits the last window on it); one stopped mid-session sends none; the
+    consumer commits past it without archiving or dead-lettering it."""
+    symbols = ["AAPL", "MSFT", "BRK.B"]
+    partial = stream(
+        settings, session_minutes=2, clock="simulated", symbols=symbols, source="synthetic"
+    )
+    assert partial.ok and partial.session_closed_at is None
+    full = stream(
+        settings, session_minutes=390, clock="simulated", symbols=symbols, source="synthetic"
+    )
+    assert full.ok and full.acked == 390 * 60 * len(symbols)
+    assert full.session_closed_at is not None
+
+    records = _topic_records(settings, settings.kafka.realtime_topic)
+    controls = [r for r in records if control_kind(r.headers) == SESSION_CLOSE]
+    partitions = {r.partition for r in records}
+    assert {r.partition for r in controls} == partitions and len(controls) == len(partitions)
+    ticks = [r for r in records if control_kind(r.headers) is None]
+    last_tick = max(datetime.fromisoformat(json.loads(r.value)["ts"]) for r in ticks)
+    closes_at = SessionClose.from_value(controls[0].value).closes_at
+    # The session's close by the exchange calendar, with nothing after it from this stream.
+    day = last_tick.astimezone(ZoneInfo("America/New_York")).date()
+    assert closes_at == session_bounds(day)[1] and last_tick < closes_at
+    for control in controls:
+        assert control.offset == max(r.offset for r in records if r.partition == control.partition)
+
+    result = consume(settings, "realtime", until_caught_up=True)
+    table, _ = read_raw(s3_client, settings, "realtime")
+    assert table.num_rows == len(ticks) == partial.acked + full.acked
+    assert result.control_records == len(controls) and result.dead_lettered == 0
+    assert sum(result.committed.values()) == len(records), "committed past the control records"
 
 
 def test_stopping_midway_then_resuming_keeps_rows_exact(

@@ -18,6 +18,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from market_common.clients import ensure_topics, kafka_producer
+from market_common.contracts import SessionClose
 from market_common.settings import MarketSettings
 from market_spark import synthetic
 from market_spark.recompute import run_recompute
@@ -242,3 +243,80 @@ def test_stream_survives_sigkill_drops_late_and_duplicate_ticks_and_matches_reco
     )
     assert stored["late_rows_dropped"] == summary.late_rows_dropped
     assert stored["duplicate_ticks_dropped"] == summary.duplicate_ticks_dropped
+
+
+def _windows(spark: SparkSession, uri: str) -> pd.DataFrame:
+    out = spark.read.parquet(uri).toPandas()  # through _spark_metadata: committed files only
+    for col in ("window_start", "window_end"):
+        out[col] = pd.to_datetime(out[col]).dt.tz_localize("UTC")
+    return out
+
+
+def test_session_close_emits_the_sessions_last_window_in_this_run_exactly_once(
+    spark: SparkSession,
+    spark_settings: MarketSettings,
+    s3_client: Any,
+    unique_name: Callable[[str], str],
+    references: dict[str, Callable[..., Any]],
+) -> None:
+    """Without a SessionClose the last window waits for the next session's ticks; the
+    producer's SessionClose (one per partition) emits it in the run that reads it, once, and
+    neither it nor a redelivered copy is quarantined or changes any window."""
+    settings = spark_settings
+    bucket = settings.s3.bucket
+    topic = unique_name("session-close")
+    root = f"it/{topic}"
+    ensure_topics(settings, [topic], partitions=2)
+    close = START + timedelta(hours=2)
+    ticks = synthetic.ticks(["AAPL", "MSFT"], start=START, count=600, span=close - START)
+    paths = StreamPaths(
+        output=f"s3a://{bucket}/{root}/processed/realtime",
+        quarantine=f"s3a://{bucket}/{root}/quarantine/realtime",
+        checkpoint=f"s3a://{bucket}/{root}/checkpoints/realtime",
+    )
+    producer = kafka_producer(settings)
+    partitions = sorted(producer.partitions_for(topic))
+    assert len(partitions) == 2
+
+    def send_close() -> None:
+        marker = SessionClose(closes_at=close)
+        for p in partitions:
+            producer.send(topic, value=marker.value(), headers=marker.headers(), partition=p)
+        producer.flush()
+
+    for _, row in ticks.iterrows():
+        producer.send(topic, key=row["symbol"].encode(), value=synthetic.tick_json(row))
+    producer.flush()
+    expected = references["windows"](ticks)
+    last_start = close - timedelta(minutes=15)
+
+    first = run_stream(settings, spark=spark, topic=topic, paths=paths, run_id="ticks-only")
+    before = _windows(spark, paths.output)
+    assert pd.Timestamp(first.watermark) < pd.Timestamp(close)
+    assert not (
+        before["window_start"] == pd.Timestamp(last_start)
+    ).any(), "without a session close the last window waits for the watermark"
+    assert len(before) < len(expected)
+
+    send_close()
+    second = run_stream(settings, spark=spark, topic=topic, paths=paths, run_id="closed")
+    assert pd.Timestamp(second.watermark) > pd.Timestamp(close)
+    after = _windows(spark, paths.output)
+    assert not after.duplicated(["symbol", "window_start"]).any(), "a window was written twice"
+    references["assert_close"](
+        after.drop(columns="date"), expected, keys=["symbol", "window_start"]
+    )
+    assert sorted(after.loc[after["window_start"] == pd.Timestamp(last_start), "symbol"]) == [
+        "AAPL",
+        "MSFT",
+    ]
+    assert second.late_rows_dropped == 0 and second.duplicate_ticks_dropped == 0
+
+    send_close()  # a redelivered control record
+    run_stream(settings, spark=spark, topic=topic, paths=paths, run_id="again")
+    producer.close()
+    again = _windows(spark, paths.output)
+    assert len(again) == len(after), "a replayed session close added windows"
+    listed = s3_client.list_objects_v2(Bucket=bucket, Prefix=f"{root}/quarantine/realtime/")
+    quarantined = [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith(".parquet")]
+    assert not quarantined, f"control records are not bad ticks: {quarantined}"

@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from market_common.settings import MarketSettings, load_settings
+from market_ingest.calendar import NEW_YORK
 from market_pipeline.run import Pipeline, RunOptions, RunResult
 
 RESULT_NAME = "pipeline"
@@ -53,7 +54,38 @@ def isolated_settings(settings: MarketSettings, tag: str) -> MarketSettings:
     )
 
 
-def result_record(result: RunResult, *, started_at: datetime) -> dict[str, Any]:
+def last_windows(settings: MarketSettings) -> dict[str, Any]:
+    """Whether every symbol's last window of the session reached the warehouse (#14): the
+    window ending at the session's close by the exchange calendar, per symbol."""
+    from market_common.clients import snowflake_connection
+    from market_ingest.calendar import session_bounds
+
+    sf = settings.snowflake
+    with snowflake_connection(settings, database=sf.stream_database) as conn:
+        cursor = conn.cursor()
+        table = f"{sf.schema_}.{sf.stream_table}"  # names from settings, not user input
+        sql = f"select symbol, max(window_end), count(*) from {table} group by symbol"  # noqa: S608
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    missing, closes = [], set()
+    for symbol, last_end, _ in rows:
+        last_end = last_end.replace(tzinfo=UTC) if last_end.tzinfo is None else last_end
+        close = session_bounds(last_end.astimezone(NEW_YORK).date())[1].astimezone(UTC)
+        closes.add(close.isoformat())
+        if last_end < close:
+            missing.append(symbol)
+    return {
+        "symbols": len(rows),
+        "windows": sum(int(n) for *_, n in rows),
+        "session_close_utc": sorted(closes),
+        "symbols_missing_last_window": len(missing),
+        "missing": sorted(missing),
+    }
+
+
+def result_record(
+    result: RunResult, *, started_at: datetime, realtime: dict[str, Any] | None = None
+) -> dict[str, Any]:
     options = result.options
     return {
         "name": RESULT_NAME,
@@ -72,6 +104,7 @@ def result_record(result: RunResult, *, started_at: datetime) -> dict[str, Any]:
             "processed": result.counts.processed if result.counts else None,
             "warehouse": result.counts.warehouse if result.counts else None,
         },
+        "realtime": realtime,
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
@@ -95,6 +128,16 @@ def markdown(record: dict[str, Any]) -> str:
         "|---|---:|",
         *[f"| {name} | {seconds} |" for name, seconds in record["steps_s"].items()],
         "",
+        *(
+            [
+                f"Realtime: {rt['windows']} windows for {rt['symbols']} symbols in the warehouse; "
+                f"symbols missing the window that ends at the session's close "
+                f"({', '.join(rt['session_close_utc'])}): {rt['symbols_missing_last_window']}.",
+                "",
+            ]
+            if (rt := record.get("realtime"))
+            else []
+        ),
         f"Notes: {record['notes']}.",
     ]
     return "\n".join(lines) + "\n"
@@ -111,10 +154,10 @@ def run_bench(
     tag = f"bench-{uuid.uuid4().hex[:8]}"
     base = settings or load_settings()
     started_at = datetime.now(UTC)
-    result = Pipeline(
-        replace(options, force=True), settings=isolated_settings(base, tag), console=console
-    ).run()
-    record = result_record(result, started_at=started_at)
+    isolated = isolated_settings(base, tag)
+    result = Pipeline(replace(options, force=True), settings=isolated, console=console).run()
+    realtime = last_windows(isolated) if result.ok else None
+    record = result_record(result, started_at=started_at, realtime=realtime)
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / f"{RESULT_NAME}.json").write_text(json.dumps(record, indent=2) + "\n")
     (results_dir / f"{RESULT_NAME}.md").write_text(markdown(record))

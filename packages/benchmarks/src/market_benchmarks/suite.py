@@ -138,6 +138,7 @@ FIGURES: tuple[Figure, ...] = (
         for dag in DAG_FILES
     ),
     Figure("End-to-end pipeline run (default size)", "pipeline", "pipeline", ("wall_time_s",), "s", ("<=", 1200), "#6"),
+    Figure("Session's last window: symbols missing it after command 1", "pipeline", "pipeline", ("realtime", "symbols_missing_last_window"), "symbols", ("<=", 0), "#14"),
     Figure("Cold command 1: fresh clone, empty caches", "cold", "cold_run", ("wall_time_s",), "s", ("<=", 480), "#18"),
     Figure("Batch DAG run under the scheduler (+ dbt DAG)", "airflow", "airflow_run", ("batch_dag_wall_s",), "s", None, "#15"),
     Figure("Tick → mart_realtime_signals (median)", "latency", "latency", ("median_s",), "s", None, "#8"),

@@ -435,3 +435,48 @@ class DeadLetter(BaseModel):
         else:
             original = json.dumps(payload, default=str)
         return cls(reason=reason, stage=stage, source=source, original=original, **kw)
+
+
+# --------------------------------------------------------------------------- control records
+
+# A control record is not data: it travels on a data topic so that it keeps its place in the
+# partition's order, and says so in this Kafka header. Consumers skip it (it is neither
+# archived nor dead-lettered); the streaming job acts on it.
+CONTROL_HEADER = "market-control"
+SESSION_CLOSE = "session-close"
+
+
+@dataclass(frozen=True)
+class SessionClose:
+    """The producer's word that a session is complete: every tick of it is on the topic before
+    this record, and no tick sent after it is older than ``closes_at``.
+
+    Why it exists: event-time windows close when the watermark (the latest tick time minus the
+    allowed lateness) passes their end, so without it the session's last 15-minute window would
+    wait for the *next* session's first ticks. The streaming job treats this record as an event
+    at ``closes_at`` + its watermark delay, which moves the watermark to ``closes_at`` and emits
+    every window ending by then — through the same checkpointed query as the ticks, so a replay
+    of the record after a crash changes nothing (exactly once is kept).
+    """
+
+    closes_at: datetime
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [(CONTROL_HEADER, SESSION_CLOSE.encode())]
+
+    def value(self) -> bytes:
+        stamp = _as_utc(self.closes_at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return json.dumps({"closes_at": stamp}, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_value(cls, value: bytes) -> SessionClose:
+        return cls(closes_at=_as_utc(datetime.fromisoformat(json.loads(value)["closes_at"])))
+
+
+def control_kind(headers: Iterable[tuple[str, bytes | None]] | None) -> str | None:
+    """The control kind a Kafka record's headers name (e.g. :data:`SESSION_CLOSE`), or None
+    for a data record."""
+    for key, value in headers or ():
+        if key == CONTROL_HEADER and value is not None:
+            return value.decode("utf-8", errors="replace")
+    return None

@@ -63,7 +63,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from market_common.clients import ensure_topics, kafka_consumer, kafka_producer, s3_client
-from market_common.contracts import ContractPolicy
+from market_common.contracts import ContractPolicy, control_kind
 from market_common.logging import get_logger
 from market_common.retry import Backoff, retry
 from market_common.settings import MarketSettings
@@ -129,6 +129,7 @@ class ConsumeResult:
     write_retries: int = 0  # flushes that failed because the object store was unreachable
     write_failed: bool = False  # stopped while the object store was unreachable
     superseded_rows_removed: int = 0  # rows of windows of another size rewritten away
+    control_records: int = 0  # control records (e.g. SessionClose) read and skipped
     elapsed_s: float = 0.0
     keys: list[str] = field(default_factory=list)
 
@@ -265,6 +266,12 @@ class RawZoneConsumer:
         ingested_at: datetime,
     ) -> None:
         window = state.window(wid)
+        # Control records keep their offsets in the window (committed past like any record)
+        # but are not data: neither archived nor dead-lettered.
+        last_offset = records[-1].offset
+        data = [r for r in records if control_kind(r.headers) is None]
+        self.result.control_records += len(records) - len(data)
+        records = data
         values = [r.value if r.value is not None else b"" for r in records]
         checked = decode_values(
             self.record_kind,
@@ -302,7 +309,7 @@ class RawZoneConsumer:
             ingested_at=ingested_at,
         )
         window.tables.append(table)
-        window.max_offset = max(window.max_offset, records[-1].offset)
+        window.max_offset = max(window.max_offset, last_offset)
         window.dirty = True
 
     def _send_letter(self, key: bytes | None, value: bytes) -> Any:

@@ -21,9 +21,17 @@ from typing import Any
 import pandas as pd
 
 from market_common.clients import ensure_topics, kafka_producer
+from market_common.contracts import SessionClose
 from market_common.logging import get_logger
 from market_common.settings import MarketSettings
-from market_ingest.calendar import NYSE, last_completed_session, trading_days
+from market_ingest.calendar import (
+    NYSE,
+    get_calendar,
+    is_trading_day,
+    last_completed_session,
+    session_bounds,
+    trading_days,
+)
 from market_ingest.clock import Clock, SimulatedClock, WallClock
 from market_ingest.ledger import RunLedger
 from market_ingest.records import MAX_RECORD_BYTES, Kind, dead_letter_json, validate_frame
@@ -55,6 +63,7 @@ class ProduceResult:
     idempotency_key: str | None = None
     already_produced: bool = False  # the key's ledger entry existed: nothing was sent
     ledger: str | None = None  # URI of the ledger entry read or written
+    session_closed_at: str | None = None  # closes_at of the SessionClose sent, if any
 
     @property
     def acked(self) -> int:
@@ -86,6 +95,7 @@ class ProduceResult:
             "idempotency_key": self.idempotency_key,
             "already_produced": self.already_produced,
             "ledger": self.ledger,
+            "session_closed_at": self.session_closed_at,
         }
 
     @classmethod
@@ -207,6 +217,17 @@ class RecordProducer:
                 ),
             ).add_errback(self._on_dlq_error)
         res.dead_lettered += len(checked.rejects)
+
+    def send_control(self, record: SessionClose) -> None:
+        """Send a control record to every partition, after everything sent so far (Kafka keeps
+        a producer's order within a partition), so each partition's reader meets it last."""
+        if self._n_partitions is None:
+            self._n_partitions = sorted(self.producer.partitions_for(self.topic))
+        for partition in self._n_partitions:
+            self.producer.send(
+                self.topic, value=record.value(), headers=record.headers(), partition=partition
+            ).add_errback(self._on_error)
+        self.result.session_closed_at = record.value().decode()
 
     def close(self, *, interrupted: bool = False, timeout_s: float = 120.0) -> ProduceResult:
         """Flush (so every future has resolved), count failures, close our producer."""
@@ -356,8 +377,10 @@ def _send_all(
     *,
     progress: Progress | None,
     stop: threading.Event | None,
+    finish: Callable[[RecordProducer], None] | None = None,
 ) -> ProduceResult:
-    """Send every frame until done or ``stop`` is set; always flush and close the producer."""
+    """Send every frame until done or ``stop`` is set, then (unless stopped) ``finish``;
+    always flush and close the producer."""
     interrupted = False
     try:
         for frame in frames:
@@ -367,10 +390,33 @@ def _send_all(
             if stop is not None and stop.is_set():
                 interrupted = True
                 break
+        if finish is not None and not interrupted:
+            finish(out)
     finally:
         interrupted = interrupted or (stop is not None and stop.is_set())
         result = out.close(interrupted=interrupted)
     return result
+
+
+def session_close_after(
+    last_tick: datetime, *, calendar: str = NYSE, slack: timedelta = timedelta(minutes=2)
+) -> SessionClose | None:
+    """The :class:`SessionClose` owed after a stream whose last tick is ``last_tick``.
+
+    Owed only when the source reached its session's close (the last tick within ``slack`` of
+    it: feeds tick every second to every minute); a stream stopped mid-session owes nothing,
+    because that session's later ticks may still come. ``closes_at`` is the close, or just
+    past the last tick if that came later.
+    """
+    if last_tick.tzinfo is None:
+        last_tick = last_tick.replace(tzinfo=UTC)
+    day = last_tick.astimezone(get_calendar(calendar).tz).date()
+    if not is_trading_day(day, calendar=calendar):
+        return None
+    close = session_bounds(day, calendar=calendar)[1]
+    if last_tick < close - slack:
+        return None
+    return SessionClose(closes_at=max(close.astimezone(UTC), last_tick + timedelta(microseconds=1)))
 
 
 def stream(
@@ -392,7 +438,9 @@ def stream(
 
     ``clock="simulated"`` replays the last completed session as fast as possible;
     ``clock="wall"`` emits in real time from now on. ``idempotency_key``: as for
-    :func:`backfill`.
+    :func:`backfill`. A stream that reached its session's close ends with a
+    :class:`~market_common.contracts.SessionClose` on every partition, so the streaming job
+    emits the session's last window now rather than when the next session starts.
     """
     syms = _symbols(settings, symbols)
     src = _resolve_source(settings, source, seed)
@@ -412,7 +460,20 @@ def stream(
             now=now,
         )
         frames = src.ticks(syms, clock=clk, session_minutes=session_minutes, stop=stop)
-        result = _send_all(out, frames, progress=progress, stop=stop)
+        last_tick: list[datetime] = []
+
+        def tracked() -> Iterable[Any]:
+            for frame in frames:
+                if not frame.empty:
+                    last_tick[:] = [pd.Timestamp(frame["ts"].max()).to_pydatetime()]
+                yield frame
+
+        def close_session(producer: RecordProducer) -> None:
+            marker = session_close_after(last_tick[0], calendar=src.calendar) if last_tick else None
+            if marker is not None:
+                producer.send_control(marker)
+
+        result = _send_all(out, tracked(), progress=progress, stop=stop, finish=close_session)
         log.info("stream finished", extra=result.summary())
         return result
 

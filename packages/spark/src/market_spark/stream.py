@@ -7,6 +7,10 @@ and a restarted query replays exactly the offsets of its last uncommitted batch.
 
 * ``windows``: valid ticks → :mod:`market_spark.steps.tick_dedup` (watermark; drops late and
   redelivered ticks) → :mod:`market_spark.steps.tick_windows` → ``processed/realtime``.
+  A ``SessionClose`` control record (:class:`market_common.contracts.SessionClose`, sent by
+  the producer when a session is complete) passes the dedup as an event at ``closes_at`` +
+  the watermark delay and is dropped before the windows: it moves the watermark to the close,
+  so the session's last window is emitted by this run instead of the next session's.
 * ``quarantine``: invalid records with their raw value and reason → ``quarantine/realtime``.
 
 A second query (rather than ``foreachBatch`` writing two outputs) keeps both outputs
@@ -101,6 +105,7 @@ def read_topic(
     reader = spark.readStream.format("kafka").options(**kafka_options(settings))
     reader = reader.option("subscribe", topic).option("startingOffsets", starting_offsets)
     reader = reader.option("failOnDataLoss", str(fail_on_data_loss).lower())
+    reader = reader.option("includeHeaders", "true")  # control records are told by a header
     if max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
     return reader.load()
@@ -113,14 +118,27 @@ def _counts_by_reason() -> list[Any]:
 def build_queries(source: DataFrame, *, watermark: str) -> tuple[DataFrame, DataFrame]:
     """(windows, quarantine) streaming DataFrames for one source, with observed counters."""
     classified = tick_quality.transform(tick_parse.transform(source))
-    valid = classified.where(F.col("reason").isNull()).observe(
-        "valid_ticks", F.count(F.lit(1)).alias("rows")
+    closes_at = F.col(tick_parse.CLOSES_AT)
+    is_tick = closes_at.isNull()
+    # One pass, no union (a second branch would read the topic twice): a session close rides
+    # through the dedup as the event that puts the watermark just past ``closes_at``.
+    valid = (
+        classified.where(F.col("reason").isNull())
+        .withColumn(
+            "ts",
+            F.when(is_tick, F.col("ts")).otherwise(
+                closes_at + F.expr(f"INTERVAL {watermark}") + F.expr("INTERVAL 1 millisecond")
+            ),
+        )
+        .observe("valid_ticks", F.count_if(is_tick).alias("rows"))
     )
-    # Rows in and out of the dedup: their difference is late + duplicate ticks.
+    # Ticks in and out of the dedup: their difference is late + duplicate ticks.
     unique = tick_dedup.transform(valid, watermark=watermark).observe(
-        "unique_ticks", F.count(F.lit(1)).alias("rows")
+        "unique_ticks", F.count_if(is_tick).alias("rows")
     )
-    windows = tick_windows.transform(unique).observe("windows", F.count(F.lit(1)).alias("rows"))
+    windows = tick_windows.transform(unique.where(is_tick)).observe(
+        "windows", F.count(F.lit(1)).alias("rows")
+    )
     quarantine = (
         classified.where(F.col("reason").isNotNull())
         .select(

@@ -7,6 +7,10 @@ of being coerced or nulled. ``NaN``/``Infinity`` literals, which Python's JSON p
 accepts but VARIANT does not, are rewritten to a marker object on a second attempt so they
 reach the ``non_finite`` rule like in the contract. Message-level and shape problems go to
 ``parse_error`` (a contract reason code); value rules are :mod:`tick_quality`'s.
+
+A control record (:func:`market_common.contracts.control_kind` of its Kafka headers, read
+when the source has a ``headers`` column) is not a tick: a ``SessionClose`` gets its
+``closes_at`` in :data:`CLOSES_AT` and no ``parse_error``; every data record has a null there.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from market_common.contracts import (
+    CONTROL_HEADER,
     SCHEMA_VERSION,
+    SESSION_CLOSE,
     TIMESTAMP_PATTERN,
     WIRE_FIELDS,
     ContractPolicy,
@@ -23,7 +29,8 @@ from market_common.contracts import (
 from market_spark.schemas import TICK_COLUMNS
 from market_spark.steps.rules import first_failing, full_match, policy_or_default
 
-PARSED_COLUMNS = (*TICK_COLUMNS, "kafka_timestamp", "raw_value", "parse_error")
+CLOSES_AT = "closes_at"
+PARSED_COLUMNS = (*TICK_COLUMNS, "kafka_timestamp", "raw_value", "parse_error", CLOSES_AT)
 FIELDS = WIRE_FIELDS["tick"]
 # JSON type each field must have: integer literal, any number, or string.
 JSON_TYPE = {"schema_version": "int", "symbol": "str", "ts": "str", "price": "number",
@@ -49,6 +56,18 @@ def _non_finite_token(name: str) -> Column:
     return F.expr(f"try_variant_get(v, '$.{name}.{NON_FINITE_KEY}', 'string')")
 
 
+def _closes_at(df: DataFrame) -> Column:
+    """``closes_at`` of a SessionClose record, null for every other record."""
+    if "headers" not in df.columns:
+        return F.lit(None).cast("timestamp")
+    is_close = F.exists(
+        F.col("headers"),
+        lambda h: (h["key"] == CONTROL_HEADER) & (h["value"] == F.lit(SESSION_CLOSE.encode())),
+    )
+    stamp = F.get_json_object(F.col("value").cast("string"), "$.closes_at")
+    return F.when(F.coalesce(is_close, F.lit(False)), F.try_to_timestamp(stamp))
+
+
 def transform(df: DataFrame, *, policy: ContractPolicy | None = None) -> DataFrame:
     """Kafka source rows (value, topic, partition, offset, timestamp) → :data:`PARSED_COLUMNS`.
 
@@ -71,6 +90,7 @@ def transform(df: DataFrame, *, policy: ContractPolicy | None = None) -> DataFra
         F.octet_length(F.col("value")).alias("_bytes"),
         F.is_valid_utf8(F.col("value")).alias("_utf8"),
         text.alias("_text"),
+        _closes_at(df).alias(CLOSES_AT),
     ).withColumn("v", F.try_parse_json(F.col("_text")))
 
     types = {name: _type(name) for name in FIELDS}
@@ -137,7 +157,8 @@ def transform(df: DataFrame, *, policy: ContractPolicy | None = None) -> DataFra
         F.col("kafka_offset"),
         F.col("kafka_timestamp"),
         F.col("raw_value"),
-        first_failing(rules).alias("parse_error"),
+        F.when(F.col(CLOSES_AT).isNull(), first_failing(rules)).alias("parse_error"),
+        F.col(CLOSES_AT),
     ).select(*[F.col(c) for c in PARSED_COLUMNS])
 
 

@@ -39,4 +39,6 @@ def transform(
     rules += contract_rules("tick", policy, required=REQUIRED, now=now)
     reason = first_failing(rules)
     reason = F.when(reason == "parse_error", c("parse_error")).otherwise(reason)
+    if "closes_at" in df.columns:  # a control record (tick_parse) is not judged as a tick
+        reason = F.when(c("closes_at").isNull(), reason)
     return df.select(*[c(name) for name in df.columns], reason.alias("reason"))
