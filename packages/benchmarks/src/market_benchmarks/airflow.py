@@ -12,8 +12,14 @@ afterwards, so a running ``up --with airflow`` of the user is neither restarted 
 reconfigured; the steps use the stack's Kafka, MinIO and fakesnow, writing to their own
 topics, prefixes and databases, so command 1's state is untouched. One streaming DAG run
 goes first (not timed): the dbt DAG's source freshness needs the realtime table, as in
-production. The result sits beside command 1's wall time (``pipeline.json``, when the
-pipeline benchmark has run) in ``airflow_run.{json,md}``.
+production.
+
+Command 1 runs first in the same invocation (``market-bench pipeline``'s run: fresh topics,
+prefixes and databases, the same symbols, years and seed), so both figures are taken on the
+same data under the same machine load; ``--no-command-1`` reuses ``pipeline.json`` instead
+(the suite, which has just run the pipeline benchmark), but only if its parameters and step
+names match. The result goes to ``airflow_run.{json,md}``: the batch DAG's wall time beside
+command 1's whole run and the sum of command 1's steps that the batch and dbt DAGs run.
 """
 
 from __future__ import annotations
@@ -99,17 +105,44 @@ def private_airflow(settings: MarketSettings) -> Iterator[MarketSettings]:
         stack.down(private, only=names)
 
 
-def _command_1(results_dir: Path) -> dict[str, Any]:
-    pipeline = results_dir / "pipeline.json"
-    if not pipeline.is_file():
-        return {"wall_s": None, "batch_path_s": None}
-    data = json.loads(pipeline.read_text())
+def command_1_figures(data: dict[str, Any], *, years: float, symbols: int) -> dict[str, Any]:
+    """Command 1's wall time and its batch-path seconds from a ``pipeline.json`` record.
+
+    ``None`` figures (with the reason) when the record is not on the same data (other years
+    or symbol count) or predates the shared step graph (step names other than the DAGs').
+    """
+    params = data.get("parameters") or {}
     steps_s = data.get("steps_s") or {}
-    batch = [steps_s[s] for s in BATCH_PATH_STEPS if s in steps_s]
+    missing = [s for s in BATCH_PATH_STEPS if s not in steps_s]
+    if params.get("years") != years or params.get("symbols") != symbols:
+        reason = (
+            f"pipeline.json is for {params.get('years')} years x {params.get('symbols')} symbols"
+        )
+    elif missing:
+        reason = f"pipeline.json has no step {missing[0]} (recorded before the shared step graph)"
+    else:
+        return {
+            "started_at": data.get("started_at"),
+            "wall_s": data.get("wall_time_s"),
+            "batch_path_s": round(sum(steps_s[s] for s in BATCH_PATH_STEPS), 1),
+            "steps_s": {s: steps_s[s] for s in BATCH_PATH_STEPS},
+        }
     return {
-        "wall_s": data.get("wall_time_s"),
-        "batch_path_s": round(sum(batch), 1) if batch else None,
+        "started_at": data.get("started_at"),
+        "wall_s": None,
+        "batch_path_s": None,
+        "not_comparable": reason,
     }
+
+
+def run_command_1(results_dir: Path, *, years: float) -> dict[str, Any]:
+    """Command 1 on fresh topics/prefixes/databases (``market-bench pipeline``'s run)."""
+    from market_benchmarks.pipeline import run_bench
+    from market_pipeline.cli import run_options
+
+    with tempfile.TemporaryDirectory(prefix="market-bench-report-") as report_dir:
+        options = run_options(years, None, "synthetic", 390, Path(report_dir), 42, False, True)
+        return run_bench(options, results_dir=results_dir)
 
 
 @app.command()
@@ -119,12 +152,29 @@ def main(
     ),
     years: Annotated[float, typer.Option(help="History per symbol, as command 1's --years.")] = 2.0,
     timeout_s: Annotated[float, typer.Option(help="Give up on the run after this long.")] = 3600,
+    command_1: Annotated[
+        bool,
+        typer.Option(
+            help="Run command 1 first on the same data (writes pipeline.{json,md}); "
+            "--no-command-1 reuses pipeline.json."
+        ),
+    ] = True,
 ) -> None:
     """Start a private Airflow beside the stack, run the batch DAG once, record its wall time."""
     from market_devstack import stack
     from market_devstack.airflow import AirflowClient
 
     settings = stack.ensure_up(load_settings()).settings
+    if command_1:
+        from market_pipeline.cli import setup_process
+
+        setup_process(verbose=False)
+        pipeline_record = run_command_1(results_dir, years=years)
+    else:
+        pipeline_record = json.loads((results_dir / "pipeline.json").read_text())
+    command_1_record = command_1_figures(
+        pipeline_record, years=years, symbols=len(settings.symbols)
+    )
     run = uuid.uuid4().hex[:8]
     # The scheduler, DAG processor and task processes read MARKET_DAGS__* when they start.
     os.environ.update(
@@ -149,7 +199,6 @@ def main(
         wall = time.monotonic() - started
         dbt_state = client.wait(DBT, f"triggered__{run_id}", timeout_s=120)
         task_states = client.task_states(BATCH, run_id)
-    command_1 = _command_1(results_dir)
     record = {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
@@ -161,8 +210,9 @@ def main(
         "batch_dag_state": batch_state,
         "dbt_dag_state": dbt_state,
         "batch_dag_wall_s": round(wall, 1),
-        "command_1_wall_s": command_1["wall_s"],
-        "command_1_batch_path_s": command_1["batch_path_s"],
+        "command_1_wall_s": command_1_record["wall_s"],
+        "command_1_batch_path_s": command_1_record["batch_path_s"],
+        "command_1": command_1_record,
         "task_states": task_states,
     }
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -171,10 +221,17 @@ def main(
         "| run | wall time (s) |\n|---|---|\n"
         f"| batch DAG under the scheduler (+ triggered dbt DAG), {lookback} days x "
         f"{len(settings.symbols)} symbols | {record['batch_dag_wall_s']} |\n"
-        f"| command 1, `market-pipeline run`, whole run (pipeline.json) | "
-        f"{command_1['wall_s'] or 'not measured'} |\n"
+        f"| command 1, `market-pipeline run`, whole run (with ticks and streaming) | "
+        f"{command_1_record['wall_s'] or 'not measured'} |\n"
         f"| command 1, the same steps as the batch + dbt DAGs | "
-        f"{command_1['batch_path_s'] or 'not measured'} |\n"
+        f"{command_1_record['batch_path_s'] or 'not measured'} |\n"
+        + (
+            f"\nCommand 1 not comparable: {command_1_record['not_comparable']}.\n"
+            if "not_comparable" in command_1_record
+            else f"\nCommand 1 started {command_1_record['started_at']}, the batch DAG run "
+            f"{now.isoformat()}; {os.cpu_count()} cores, 1-min load average "
+            f"{record['load_average_1m']} at the end.\n"
+        )
     )
     typer.echo(json.dumps(record))
     if batch_state != "success":
