@@ -121,6 +121,13 @@ def _ingest_side(settings: MarketSettings, records: int, output: Path) -> dict[s
     load = _load()
     argv = ["ingest", "--records", str(records), "--skip-java", "--output", str(output)]
     run_child(argv, child_env(settings=settings))
+    return ingest_figures(settings, records, output, load)
+
+
+def ingest_figures(
+    settings: MarketSettings, records: int, output: Path, load: float | None
+) -> dict[str, Any]:
+    """The figures of ``<output>.json`` (an ingest run against ``settings``), checked complete."""
     result = json.loads(output.with_suffix(".json").read_text())
     producer, consumer = result["producer"], result["consumer"]
     if producer["acked"] != records or producer["failed"] or producer["dead_lettered"]:
@@ -138,10 +145,12 @@ def _ingest_side(settings: MarketSettings, records: int, output: Path) -> dict[s
         "min_insync_replicas": settings.kafka.min_insync_replicas,
         "acks": settings.kafka.acks,
         "load_avg_1m_before": load,
+        "load_avg_1m_at_end": result["machine"]["load_avg_1m_at_end"],
         "producer_msgs_per_s": producer["msgs_per_s"],
         "producer_s": producer["elapsed_s"],
         "consumer_rows_per_s": consumer["rows_per_s"],
         "consumer_s": consumer["elapsed_s"],
+        "measured_at": result["date"],
         "result_file": str(output.with_suffix(".json")),
     }
 
@@ -218,6 +227,12 @@ def bench_spark(
     }
 
 
+def _loads(side: dict[str, Any]) -> str:
+    before = side.get("load_avg_1m_before")
+    end = side.get("load_avg_1m_at_end")
+    return f"{'?' if before is None else before} → {'?' if end is None else end}"
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Scale-out benchmark (#17)",
@@ -239,9 +254,9 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"{three['producer_msgs_per_s']:,.0f} | {kafka['producer_ratio_3_to_1']} |",
             f"| consumer → raw zone rows/s | {one['consumer_rows_per_s']:,.0f} | "
             f"{three['consumer_rows_per_s']:,.0f} | {kafka['consumer_ratio_3_to_1']} |",
-            f"| load average (1 min) before | {one['load_avg_1m_before']} | "
-            f"{three['load_avg_1m_before']} | |",
+            f"| load average (1 min) before → at end | {_loads(one)} | {_loads(three)} | |",
             "",
+            *([kafka["note"], ""] if kafka.get("note") else []),
         ]
     spark = result.get("spark")
     if spark:
@@ -296,11 +311,16 @@ def scale(
         "kafka": previous.get("kafka"),
         "spark": previous.get("spark"),
     }
+    results_dir.mkdir(parents=True, exist_ok=True)
+
+    def write() -> None:  # after each side: a later side's failure keeps the earlier figures
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        path.with_suffix(".md").write_text(render_markdown(result))
+
     if not only or "kafka" in only:
         result["kafka"] = bench_kafka(settings, records=records)
+        write()
     if not only or "spark" in only:
         result["spark"] = bench_spark(settings, years=years, symbols=symbols, ticks=ticks)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    path.with_suffix(".md").write_text(render_markdown(result))
+        write()
     typer.echo(json.dumps(result, indent=2))
