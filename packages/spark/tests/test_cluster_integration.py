@@ -40,6 +40,7 @@ import pytest
 from conftest import plant_bad_bars
 from pyspark.sql import SparkSession
 from test_batch_integration import _descendants, put_raw_like_ingest
+from test_stream_integration import _crash
 
 from market_common.clients import ensure_topics, kafka_producer
 from market_common.runtime import child_env
@@ -60,18 +61,10 @@ from market_spark.stream import StreamPaths, run_stream
 from market_spark.summary import BatchSummary
 from market_testing.pytest_plugin import UniqueNames, free_port
 
-# Opt-in: green here in 7 min 53 s under a load average of ~10 on 2 cores (the fixtures'
-# cluster start, local references and the killed driver's first batch are 5 of them), more
-# than the 6 min a test may take in the default run; not yet timed on an idle machine.
-CLUSTER_TESTS_VAR = "MARKET_SPARK_CLUSTER_TESTS"
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.spark,
-    pytest.mark.skipif(
-        os.environ.get(CLUSTER_TESTS_VAR) != "1",
-        reason=f"Spark standalone-cluster runs are opt-in: set {CLUSTER_TESTS_VAR}=1",
-    ),
-]
+# In the default run: 588 s under Pants on 2 cores at a load average of 10-17 (a CI run and
+# two other jobs beside it); the fixtures (cluster start, the local references, the killed
+# driver's first batch) are most of it. BUILD gives it a timeout of its own.
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
 NOW = datetime(2024, 6, 3, 12, tzinfo=UTC)
 WORKERS = 2
 WORKER_MEMORY = "768m"
@@ -202,9 +195,15 @@ def inputs(local_stack: Any, s3_client: Any) -> Inputs:
 
 
 class StreamDriver:
-    """``market-spark stream`` on the cluster in a subprocess, configured by environment only."""
+    """``market-spark stream`` on the cluster in a subprocess, configured by environment only.
 
-    def __init__(self, settings: MarketSettings, inputs: Inputs, log_path: Path) -> None:
+    A watcher thread SIGKILLs the driver (and its JVM) as soon as batch 0 of the windows query
+    is committed, whatever this process does meanwhile: left running until the local
+    references were done, the driver would commit every batch and the restart would have
+    none left to resume.
+    """
+
+    def __init__(self, settings: MarketSettings, inputs: Inputs, log_path: Path, s3: Any) -> None:
         paths = inputs.stream_paths
         argv = [
             sys.executable, "-m", "market_spark.cli", "stream", "--topic", inputs.topic,
@@ -214,23 +213,40 @@ class StreamDriver:
         self.inputs = inputs
         self.log_path = log_path
         self.committed_batches = 0  # by the time it was killed
+        self._failure: BaseException | None = None
         with open(log_path, "wb") as log:
+            # Its own session: the process group is the driver and its JVM (see _crash).
             self.proc = subprocess.Popen(
                 argv,
                 env=child_env(spark_env(settings), settings=settings),
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
+        self._watcher = threading.Thread(
+            target=self._kill_after_first_commit, args=(s3,), name="kill-driver", daemon=True
+        )
+        self._watcher.start()
 
-    def kill_after_first_commit(self, s3: Any) -> None:
-        """SIGKILL the driver once batch 0 of the windows query is committed."""
+    def _kill_after_first_commit(self, s3: Any) -> None:
         commits = f"{self.inputs.root}/stream/checkpoints/realtime/windows/commits/"
         try:
-            wait_until(lambda: self._commits(s3, commits) > 0, f"{commits}0 ({self.log_path})")
-        finally:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=60)
-        self.committed_batches = self._commits(s3, commits)
+            try:
+                wait_until(lambda: self._commits(s3, commits) > 0, f"{commits}0 ({self.log_path})")
+            finally:
+                if self.proc.poll() is None:
+                    _crash(self.proc)
+            self.committed_batches = self._commits(s3, commits)
+        except BaseException as exc:  # re-raised in the test thread by killed()
+            self._failure = exc
+
+    def killed(self) -> None:
+        """Return once the driver was SIGKILLed after its first commit (or raise why not)."""
+        self._watcher.join(timeout=WAIT_S + 180)
+        if self._watcher.is_alive():
+            raise AssertionError("the stream driver's watcher did not finish")
+        if self._failure is not None:
+            raise self._failure
 
     def _commits(self, s3: Any, prefix: str) -> int:
         if self.proc.returncode is None and self.proc.poll() is not None:
@@ -244,15 +260,18 @@ class StreamDriver:
 
 @pytest.fixture(scope="module")
 def stream_driver(
-    cluster: MarketSettings, inputs: Inputs, tmp_path_factory: pytest.TempPathFactory
+    cluster: MarketSettings,
+    inputs: Inputs,
+    s3_client: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[StreamDriver]:
-    driver = StreamDriver(cluster, inputs, tmp_path_factory.mktemp("stream") / "killed-run.log")
+    log_path = tmp_path_factory.mktemp("stream") / "killed-run.log"
+    driver = StreamDriver(cluster, inputs, log_path, s3_client)
     try:
         yield driver
     finally:
         if driver.proc.poll() is None:
-            driver.proc.kill()
-            driver.proc.wait(timeout=60)
+            _crash(driver.proc)
 
 
 @dataclass(frozen=True)
@@ -295,10 +314,10 @@ def local_runs(local_stack: Any, inputs: Inputs, stream_driver: StreamDriver) ->
 
 @pytest.fixture(scope="module")
 def cluster_spark(
-    cluster: MarketSettings, local_runs: LocalRuns, stream_driver: StreamDriver, s3_client: Any
+    cluster: MarketSettings, local_runs: LocalRuns, stream_driver: StreamDriver
 ) -> Iterator[SparkSession]:
     """One session on the cluster, once the local session stopped and the driver was killed."""
-    stream_driver.kill_after_first_commit(s3_client)
+    stream_driver.killed()
     spark = build_session(cluster, app_name="cluster-test", ui_enabled=True)
     try:
         yield spark

@@ -3,7 +3,7 @@
     market-bench all [--only spark --only loader]    # ./pants run benchmarks -- all
     market-bench report                              # rebuild REPORT.md from the results
     market-bench ingest | fuzz | spark | spark-s3a | loader | dbt | dags | pipeline | airflow
-    market-bench scale kafka | spark
+    market-bench scale [--only kafka --only spark]  # 3 brokers vs 1, 2 workers vs local[*]
 
 The benchmarks live here, not in the product packages, so that no product distribution
 depends on what only a benchmark needs (DuckDB, the dev stack, the suite's report). Each
@@ -30,7 +30,7 @@ app.command("all")(suite.run_all)
 app.command("report")(suite.report)
 app.command("airflow")(airflow.main)
 app.command("cold")(cold.main)
-app.add_typer(scale.app, name="scale")
+app.command("scale")(scale.scale)
 
 ResultsDir = Annotated[Path, typer.Option(help="Where the result files are written.")]
 RESULTS = Path("benchmarks/results")

@@ -185,8 +185,8 @@ def duckdb_transform(con: Any, source: str) -> None:
                strftime(trade_date, '%Y-%m-%d') AS date
         FROM (
             SELECT symbol, trade_date,
-                   arg_max({'open': open, 'high': high, 'low': low, 'close': close,
-                             'volume': volume, 'source': source, 'ingested_at': ingested_at},
+                   arg_max({{'open': open, 'high': high, 'low': low, 'close': close,
+                             'volume': volume, 'source': source, 'ingested_at': ingested_at}},
                            {_latest_first_sql()}) AS l
             FROM classified WHERE reason IS NULL GROUP BY symbol, trade_date
         )

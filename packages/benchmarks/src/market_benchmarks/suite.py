@@ -102,9 +102,9 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("pipeline", lambda d: _cli("pipeline", "--results-dir", str(d)), ("pipeline",)),
     # After "pipeline", whose run on the same data it reuses as command 1's figures.
     Benchmark("airflow", lambda d: _cli("airflow", "--results-dir", str(d), "--no-command-1"), ("airflow_run",)),
-    # Scale-out (#17): the same benchmarks on a 3-broker Kafka and a 2-worker Spark cluster.
-    Benchmark("kafka_3brokers", lambda d: _cli("scale", "kafka", "--results-dir", str(d)), ("ingest_3brokers",)),
-    Benchmark("spark_2workers", lambda d: _cli("scale", "spark", "--results-dir", str(d)), ("spark_2workers",)),
+    # Scale-out (#17): ingest on 3 brokers vs 1 and Spark on 2 workers vs local[*], each pair
+    # measured in the same run.
+    Benchmark("scale", lambda d: _cli("scale", "--results-dir", str(d)), ("scale",)),
     # Command 1 from a fresh clone with every cache empty (#18): `all --only cold`.
     Benchmark("cold", lambda d: _cli("cold", "--results-dir", str(d)), ("cold_run",), opt_in=True),
 )  # fmt: skip
@@ -123,10 +123,15 @@ FIGURES: tuple[Figure, ...] = (
     Figure("Decoder fuzz, verdicts that differ", "fuzz", "ingest_fuzz", ("disagreements",), "values", ("<=", 0), "#12"),
     Figure("Spark batch vs DuckDB (time ratio)", "spark", "spark", ("ratio_spark_to_duckdb",), "x", ("<=", 2.0), "#4"),
     Figure("Spark streaming, availableNow", "spark", "spark", ("stream_ticks_per_s",), "ticks/s", None, "#4"),
-    Figure("Producer throughput, 3 brokers (RF 3, min ISR 2)", "kafka_3brokers", "ingest_3brokers", ("producer", "msgs_per_s"), "msgs/s", None, "#17"),
-    Figure("Consumer → raw zone, 3 brokers", "kafka_3brokers", "ingest_3brokers", ("consumer", "rows_per_s"), "rows/s", None, "#17"),
-    Figure("Spark batch, 2 workers (1 core, 1g each)", "spark_2workers", "spark_2workers", ("spark_batch_s",), "s", None, "#17"),
-    Figure("Spark batch, 2 workers vs local[*] (time ratio)", "spark_2workers", "spark_2workers", ("ratio_2workers_to_local",), "x", None, "#17"),
+    Figure("Producer, 1 broker (beside 3, same run)", "scale", "scale", ("kafka", "one_broker", "producer_msgs_per_s"), "msgs/s", None, "#17"),
+    Figure("Producer, 3 brokers (RF 3, min ISR 2)", "scale", "scale", ("kafka", "three_brokers", "producer_msgs_per_s"), "msgs/s", None, "#17"),
+    Figure("Producer, 3 brokers vs 1 (throughput ratio)", "scale", "scale", ("kafka", "producer_ratio_3_to_1"), "x", None, "#17"),
+    Figure("Consumer → raw zone, 1 broker (beside 3, same run)", "scale", "scale", ("kafka", "one_broker", "consumer_rows_per_s"), "rows/s", None, "#17"),
+    Figure("Consumer → raw zone, 3 brokers", "scale", "scale", ("kafka", "three_brokers", "consumer_rows_per_s"), "rows/s", None, "#17"),
+    Figure("Consumer, 3 brokers vs 1 (throughput ratio)", "scale", "scale", ("kafka", "consumer_ratio_3_to_1"), "x", None, "#17"),
+    Figure("Spark batch, local[*] (beside 2 workers, same run)", "scale", "scale", ("spark", "local", "batch_s"), "s", None, "#17"),
+    Figure("Spark batch, 2 workers (1 core, 1g each)", "scale", "scale", ("spark", "two_workers", "batch_s"), "s", None, "#17"),
+    Figure("Spark batch, 2 workers vs local[*] (time ratio)", "scale", "scale", ("spark", "ratio_2workers_to_local"), "x", None, "#17"),
     Figure("s3a: Spark full rebuild vs DuckDB, same bucket (time ratio)", "spark-s3a", "spark_s3a", ("ratio_spark_to_duckdb",), "x", ("<=", 2.0), "#14"),
     Figure("s3a incremental: Spark batch, one new trading day", "spark-s3a", "spark_s3a", ("incremental_s",), "s", ("<=", 30.0), "#14"),
     Figure("s3a: loader, full history from the Delta log", "loader", "warehouse", ("loader", "s3a", "full_history_seconds"), "s", None, "#14"),
