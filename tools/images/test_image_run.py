@@ -124,6 +124,7 @@ def _stack_environment(local_stack: Any) -> dict[str, str]:
 
 def _render(op: Any, dag: Any) -> tuple[list[str], list[str], dict[str, str]]:
     """entrypoint, command and environment of ``op`` for one run, as the worker renders them."""
+    from airflow.sdk.definitions.param import process_params
     from airflow.sdk.execution_time import macros
 
     run_id = f"manual__{LOGICAL_DATE.isoformat()}"
@@ -135,7 +136,8 @@ def _render(op: Any, dag: Any) -> tuple[list[str], list[str], dict[str, str]]:
         "macros": macros,
         "dag": dag,
         "task": op,
-        "params": {},
+        # The DAG's and the task's params, merged and validated as the worker does (no conf).
+        "params": process_params(dag, op, None, suppress_exception=False),
     }
     op.render_template_fields(context)
     op._pre_execute_hook({"task": op})
@@ -180,9 +182,13 @@ def _dags(local_stack: Any, names: UniqueNames, monkeypatch: pytest.MonkeyPatch)
         },
     )
     return [
-        build_batch_pipeline_dag(BatchPipelineConfig(deployment=deployment, lookback_days=5)),
+        # 200 days, as the DAG runs test: the marts' tests need the 50-day SMA on most rows.
+        build_batch_pipeline_dag(BatchPipelineConfig(deployment=deployment, lookback_days=200)),
+        # 30 minutes from the open: the watermark (10 min) passes the end of the first
+        # 15-minute window, so the stream writes windows and the dbt freshness check of the
+        # stream source passes (a shorter session closes no window and loads no row).
         build_streaming_pipeline_dag(
-            StreamingPipelineConfig(deployment=deployment, session_minutes=5)
+            StreamingPipelineConfig(deployment=deployment, session_minutes=30)
         ),
         build_dbt_pipeline_dag(DbtPipelineConfig(deployment=deployment)),
     ]
