@@ -36,6 +36,15 @@ def spark_settings(local_stack: Any) -> MarketSettings:
     return local_stack.settings
 
 
+def _stream_paths(bucket: str, root: str) -> StreamPaths:
+    """The stream's output, quarantine and checkpoint under a test's own prefix."""
+    return StreamPaths(
+        output=f"s3a://{bucket}/{root}/processed/realtime",
+        quarantine=f"s3a://{bucket}/{root}/quarantine/realtime",
+        checkpoint=f"s3a://{bucket}/{root}/checkpoints/realtime",
+    )
+
+
 def _subprocess_env(settings: MarketSettings) -> dict[str, str]:
     env = dict(os.environ)
     env["MARKET_STATE_DIR"] = str(settings.stack.state_dir)
@@ -144,11 +153,7 @@ def test_stream_survives_sigkill_drops_late_and_duplicate_ticks_and_matches_reco
     producer.flush()
     producer.close()
 
-    paths = StreamPaths(
-        output=f"s3a://{bucket}/{root}/processed/realtime",
-        quarantine=f"s3a://{bucket}/{root}/quarantine/realtime",
-        checkpoint=f"s3a://{bucket}/{root}/checkpoints/realtime",
-    )
+    paths = _stream_paths(bucket, root)
     cmd = [
         sys.executable, "-m", "market_spark.cli", "--master", "local[2]", "stream",
         "--topic", topic, "--max-offsets-per-trigger", str(PER_TRIGGER),
@@ -269,11 +274,7 @@ def test_session_close_emits_the_sessions_last_window_in_this_run_exactly_once(
     ensure_topics(settings, [topic], partitions=2)
     close = START + timedelta(hours=2)
     ticks = synthetic.ticks(["AAPL", "MSFT"], start=START, count=600, span=close - START)
-    paths = StreamPaths(
-        output=f"s3a://{bucket}/{root}/processed/realtime",
-        quarantine=f"s3a://{bucket}/{root}/quarantine/realtime",
-        checkpoint=f"s3a://{bucket}/{root}/checkpoints/realtime",
-    )
+    paths = _stream_paths(bucket, root)
     producer = kafka_producer(settings)
     partitions = sorted(producer.partitions_for(topic))
     assert len(partitions) == 2
