@@ -18,6 +18,30 @@ def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch, tmp_
     assert s.stack.state_dir == tmp_path.resolve()
 
 
+def test_clients_follow_a_private_stacks_ports(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Regression: a second stack on other ports started there, but its clients reached the
+    first stack's 9092/9000/8085, because only the services read MARKET_STACK__*_PORT."""
+    monkeypatch.setenv("MARKET_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("MARKET_STACK__KAFKA_PORT", "19092")
+    monkeypatch.setenv("MARKET_STACK__MINIO_PORT", "19000")
+    monkeypatch.setenv("MARKET_STACK__FAKESNOW_PORT", "18085")
+    s = load_settings()
+    assert s.kafka.bootstrap_servers == "127.0.0.1:19092"
+    assert s.s3.endpoint_url == "http://127.0.0.1:19000"
+    assert (s.snowflake.host, s.snowflake.port) == ("127.0.0.1", 18085)
+
+    # Endpoints that are set win over the stack's ports.
+    monkeypatch.setenv("MARKET_KAFKA__BOOTSTRAP_SERVERS", "broker-1:9092")
+    monkeypatch.setenv("MARKET_S3__ENDPOINT_URL", "https://s3.example.com")
+    monkeypatch.setenv("MARKET_SNOWFLAKE__PORT", "443")
+    s = load_settings()
+    assert s.kafka.bootstrap_servers == "broker-1:9092"
+    assert s.s3.endpoint_url == "https://s3.example.com"
+    assert s.snowflake.port == 443
+
+
 def test_env_nested_values_and_symbol_lists(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

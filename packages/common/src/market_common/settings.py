@@ -246,6 +246,43 @@ class MarketSettings(BaseSettings):
     def _split_symbols(cls, value: object) -> object:
         return split_symbols(value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _clients_follow_the_stack(cls, data: object) -> object:
+        """Unset client endpoints point at the local stack's ports, not at fixed defaults.
+
+        A second stack on other ports (``MARKET_STACK__KAFKA_PORT=19092``, a test's or a
+        benchmark's private stack) would otherwise start on its ports while every client
+        silently kept talking to the first stack on 9092/9000/8085. Endpoints that are set
+        (a real cluster, S3, Snowflake) are never touched; only the raw input is filled, so
+        a section passed as a model object is left as it is.
+        """
+        if not isinstance(data, dict):
+            return data
+        stack = data.get("stack")
+        if isinstance(stack, StackSettings):
+            stack = stack.model_dump()
+        if not isinstance(stack, dict):
+            stack = {}
+        defaults = StackSettings.model_fields
+        host = stack.get("host") or defaults["host"].default
+
+        def port(name: str) -> Any:
+            return stack.get(name) or defaults[name].default
+
+        filled = dict(data)
+        snowflake = filled.get("snowflake", {})
+        emulated = not isinstance(snowflake, dict) or snowflake.get("account", "local") == "local"
+        for section, key, value in (
+            ("kafka", "bootstrap_servers", f"{host}:{port('kafka_port')}"),
+            ("s3", "endpoint_url", f"http://{host}:{port('minio_port')}"),
+            ("snowflake", "port", port("fakesnow_port") if emulated else None),
+        ):
+            current = filled.get(section, {})
+            if isinstance(current, dict) and key not in current and value is not None:
+                filled[section] = {**current, key: value}
+        return filled
+
 
 def load_settings(**overrides: Any) -> MarketSettings:
     """Read settings from env, ``.env`` and the stack's ``stack.env`` (env wins)."""
