@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from market_common.clients import (
     s3_client,
     snowflake_connect_kwargs,
     snowflake_connection,
+    use_gzip_level,
 )
 from market_common.settings import SnowflakeSettings, load_settings
 
@@ -88,3 +90,18 @@ def _assert_policy_delays(sleeps: list[float], n: int, first: float = 0.5) -> No
     assert len(sleeps) == n, sleeps
     for i, delay in enumerate(sleeps):
         assert first * 2**i <= delay <= first * 2**i + first, (i, sleeps)
+
+
+def test_gzip_level_reaches_kafka_pythons_batch_builder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kafka.record import default_records
+
+    # Restored after the test: the level is process-wide.
+    monkeypatch.setattr(default_records, "gzip_encode", default_records.gzip_encode)
+    data = b'{"symbol":"AAPL","close":187.25}' * 500
+    # Byte 8 of a gzip member (XFL) is 2 for level 9, 4 for level 1 and 0 in between.
+    assert default_records.gzip_encode(data)[8] == 2, "kafka-python's own default is level 9"
+    use_gzip_level(6)
+    assert default_records.gzip_encode(data)[8] == 0, "level 6 after use_gzip_level(6)"
+    use_gzip_level(1)
+    assert default_records.gzip_encode(data)[8] == 4, "level 1 after use_gzip_level(1)"
+    assert gzip.decompress(default_records.gzip_encode(data)) == data

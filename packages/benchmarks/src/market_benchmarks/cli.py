@@ -51,8 +51,26 @@ def ingest(
     skip_java: Annotated[
         bool, typer.Option(help="Skip Kafka's ProducerPerformance comparison.")
     ] = False,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            help="Instead of the benchmark, profile producer and consumer (cProfile) into "
+            "<repo>/benchmarks/results/ingest_profile.{json,md}."
+        ),
+    ] = False,
+    profile_records: Annotated[
+        int, typer.Option(help="Records for --profile (a run of a minute or two).")
+    ] = 200_000,
 ) -> None:
     """Producer msgs/s vs kafka-producer-perf-test, and consumer → object store rows/s."""
+    if profile:
+        from market_benchmarks.ingest_profile import run_profile
+
+        report = run_profile(
+            load_settings(), records=profile_records, n_symbols=symbols, output=output
+        )
+        typer.echo(json.dumps({k: report[k] for k in ("date", "records", "kafka")}, indent=2))
+        return
     from market_benchmarks.ingest import run_bench
 
     report = run_bench(

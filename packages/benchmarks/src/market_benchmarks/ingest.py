@@ -9,8 +9,10 @@
    compress differently from our JSON; the ratio is still the honest comparison.
 3. Consumer: a fresh group reads the produced topic into a throw-away raw prefix
    (Parquet on MinIO, offsets committed); rows/s = rows written / run time, including
-   the group join.
+   the group join. Then kafka-python alone polls the same topic and drops the records: the
+   consumer's ceiling on this machine.
 
+``--profile`` runs :mod:`market_benchmarks.ingest_profile` instead (where the time goes).
 Results go to ``benchmarks/results/ingest.json`` and ``.md`` (override with ``output``).
 """
 
@@ -144,6 +146,35 @@ def bench_consumer(settings: MarketSettings, *, topic: str, prefix: str) -> dict
     }
 
 
+def bench_poll_ceiling(settings: MarketSettings, *, topic: str) -> dict[str, Any]:
+    """kafka-python alone: poll the topic from the start and drop the records.
+
+    Same fetch settings as the raw-zone consumer, no group (assigned partitions), no
+    decoding beyond kafka-python's own, no writes: the consumer's ceiling on this machine.
+    Runs after the consumer, so it reads a page cache the consumer warmed.
+    """
+    from kafka import TopicPartition
+
+    from market_common.clients import kafka_consumer
+
+    consumer = kafka_consumer(
+        settings, group_id=None, max_partition_fetch_bytes=8 * 1024 * 1024, max_poll_records=20_000
+    )
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        rows, t0 = 0, time.perf_counter()
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            batch = consumer.poll(timeout_ms=500, max_records=20_000)
+            rows += sum(len(r) for r in batch.values())
+        elapsed = time.perf_counter() - t0
+    finally:
+        consumer.close(autocommit=False)
+    return {"rows": rows, "elapsed_s": round(elapsed, 3), "rows_per_s": round(rows / elapsed, 1)}
+
+
 def _cleanup(settings: MarketSettings, topics: list[str], prefix: str) -> None:
     s3 = s3_client(settings)
     paginator = s3.get_paginator("list_objects_v2")
@@ -186,6 +217,7 @@ def run_bench(
             )
         )
         consumer = bench_consumer(settings, topic=ours, prefix=prefix)
+        consumer["kafka_python_poll_only"] = bench_poll_ceiling(settings, topic=ours)
     finally:
         _cleanup(settings, [ours, theirs], prefix)
     ratio = (
@@ -208,6 +240,7 @@ def run_bench(
             "partitions": settings.kafka.partitions,
             "acks": settings.kafka.acks,
             "compression": settings.kafka.compression_type,
+            "gzip_level": settings.kafka.gzip_level,
             "linger_ms": settings.kafka.linger_ms,
             "batch_size": settings.kafka.batch_size,
         },
@@ -246,7 +279,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"load {report['machine']['load_avg_1m_at_end']} · {report['machine']['platform']}",
         f"{report['records']:,} records, {report['symbols']} symbols, "
         f"{report['kafka']['partitions']} partitions, acks={report['kafka']['acks']}, "
-        f"compression={report['kafka']['compression']}",
+        f"compression={report['kafka']['compression']}"
+        + (
+            f" (level {report['kafka']['gzip_level']})" if report["kafka"].get("gzip_level") else ""
+        ),
         "",
         "| measurement | value | goal | verdict |",
         "| --- | --- | --- | --- |",
@@ -257,6 +293,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"| validation + JSON encoding share of producer time | {p['validate_encode_share']:.1%} | | |",
         f"| consumer → object store (rows/s) | {c['rows_per_s']:,.0f} | ≥ {report['consumer_goal_rows_per_s']:,} "
         f"| {_verdict(c['rows_per_s'], report['consumer_goal_rows_per_s'])} |",
+    ]
+    poll = c.get("kafka_python_poll_only")
+    if poll:
+        lines.append(
+            f"| kafka-python poll only, records dropped (rows/s): the consumer's ceiling "
+            f"| {poll['rows_per_s']:,.0f} | | |"
+        )
+    lines += [
         "",
         f"Consumer wrote {c['rows_written']:,} rows in {c['objects_written']} objects "
         f"({c['bytes_written'] / 1e6:.1f} MB) in {c['elapsed_s']} s (includes the group join).",

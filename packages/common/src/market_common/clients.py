@@ -7,6 +7,7 @@ credentials and tuning live in one spot. Heavy client libraries are imported laz
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,11 +73,32 @@ def _kafka(settings: KafkaSettings | MarketSettings) -> KafkaSettings:
     return settings.kafka if isinstance(settings, MarketSettings) else settings
 
 
+def use_gzip_level(level: int) -> None:
+    """Make kafka-python deflate gzip record batches at ``level`` (process-wide).
+
+    kafka-python 3.0 has no producer option for it: ``DefaultRecordBatchBuilder`` calls
+    ``kafka.codec.gzip_encode(data)``, whose default is level 9. The builder looks the
+    function up in its own module, so that name is rebound to one with the level fixed.
+    Consumers are unaffected (decompression does not depend on the level).
+    """
+    from kafka.codec import gzip_encode
+    from kafka.record import default_records
+
+    current = default_records.gzip_encode
+    if getattr(current, "keywords", {}).get("compresslevel") != level:
+        default_records.gzip_encode = functools.partial(gzip_encode, compresslevel=level)
+
+
 def kafka_producer(settings: KafkaSettings | MarketSettings, **overrides: Any) -> KafkaProducer:
-    """Durable, batched producer: acks=all, idempotence, compression, linger."""
+    """Durable, batched producer: acks=all, idempotence, compression, linger.
+
+    gzip batches are deflated at ``gzip_level`` (see :func:`use_gzip_level`).
+    """
     from kafka import KafkaProducer
 
     k = _kafka(settings)
+    if k.compression_type == "gzip":
+        use_gzip_level(k.gzip_level)
     conf = _kafka_common(k) | {
         "acks": "all" if k.acks == "all" else int(k.acks),
         "enable_idempotence": k.acks == "all",
