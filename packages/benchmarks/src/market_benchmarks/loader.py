@@ -134,10 +134,19 @@ def run_bench(
     target = target_ref(HISTORICAL, settings)
     rbr_target = target.sibling(f"{target.name}_ROW_BY_ROW")
     sample = pa.concat_tables(tables).slice(0, row_by_row_rows).to_pylist()
+    # The loader's own statements bind with qmark (as its connections do); the seed's
+    # statement below uses client-side %s, so each gets a connection in its own style.
+    setup = snowflake_connection(
+        settings, database=target.database, schema=target.schema, paramstyle="qmark"
+    )
+    try:
+        audit = target.sibling(settings.snowflake.audit_table)
+        ensure_tables(setup.cursor(), HISTORICAL, rbr_target, audit)
+    finally:
+        setup.close()
     conn = snowflake_connection(settings, database=target.database, schema=target.schema)
     try:
         cur = conn.cursor()
-        ensure_tables(cur, HISTORICAL, rbr_target, target.sibling(settings.snowflake.audit_table))
         statement = row_by_row_merge(rbr_target, HISTORICAL)
         started = time.perf_counter()
         for r in sample:
