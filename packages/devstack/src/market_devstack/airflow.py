@@ -22,6 +22,7 @@ or triggerer is healthy once its heartbeat there is.
 from __future__ import annotations
 
 import configparser
+import importlib.util
 import json
 import os
 import secrets
@@ -88,16 +89,16 @@ def find_repo_dir(marker: str = "dags/stock_market_batch_pipeline.py") -> Path:
 
 
 def airflow_argv(*args: str) -> list[str]:
-    """``airflow <args>`` with the interpreter that runs the stack (same packages)."""
-    beside = Path(sys.executable).parent / "airflow"
-    if beside.is_file():
-        return [str(beside), *args]
-    try:
-        import airflow  # noqa: F401 - only checking that it is importable
-    except ImportError as exc:
+    """``python -m airflow <args>`` with the interpreter that runs the stack (same packages).
+
+    Not the ``airflow`` script beside it: in a PEX venv (a Pants test) that script's shebang
+    is ``python -sE``, which ignores the ``PYTHONPATH`` carrying the first-party code, so the
+    DAG processor could not import ``market_dags``.
+    """
+    if importlib.util.find_spec("airflow") is None:
         raise AirflowNotInstalledError(
             "apache-airflow", "install the workspace with `uv sync --all-extras`"
-        ) from exc
+        )
     return [sys.executable, "-m", "airflow", *args]
 
 
