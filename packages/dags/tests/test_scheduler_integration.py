@@ -137,11 +137,17 @@ def test_ui_in_a_real_browser_shows_dags_runs_and_dbt_docs(
         driver.find_element(By.NAME, "username").send_keys(client.username)
         driver.find_element(By.NAME, "password").send_keys(client.password)
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        # The login page's script, once it has the token, navigates to its `next` page (/):
+        # a page opened before that would be replaced by the home page. Wait for it to leave.
+        wait.until(lambda d: "/auth/" not in d.current_url)
 
         driver.get(f"{client.base_url}/dags")
-        for dag_id in (BATCH, STREAMING, DBT):
-            wait.until(ec.presence_of_element_located((By.XPATH, f"//a[contains(., '{dag_id}')]")))
-        driver.save_screenshot(str(artifacts / "01-dags.png"))
+        try:
+            for dag_id in (BATCH, STREAMING, DBT):
+                named = f"//a[contains(., '{dag_id}')]"
+                wait.until(ec.presence_of_element_located((By.XPATH, named)))
+        finally:  # what the page showed, also when the wait timed out
+            driver.save_screenshot(str(artifacts / "01-dags.png"))
 
         run_id = scheduled_runs["runs"][BATCH]
         # The run page's default tab lists its task instances (Airflow 3.3 routes
