@@ -5,10 +5,11 @@ on free ports and a private state dir; the data stack (Kafka, MinIO, fakesnow) i
 one, reached by the steps through ``MARKET_STATE_DIR`` in their environment. Every DAG run is
 triggered through the REST API with the generated admin credentials, every task runs in its
 own process through the subprocess runner; the dbt DAG has one ``dbt build`` task per layer
-(``render="commands"``), its docs task refreshes the docs cosmos's plugin serves. Asserted: every task of the streaming, batch and
-(triggered) dbt runs succeeded; every mart has rows for every symbol; clearing the batch run
-(which re-runs it, and through the trigger's ``reset_dag_run`` the dbt run, under the
-scheduler) leaves raw, processed, warehouse and marts identical.
+(``render="commands"``), its docs task refreshes the docs cosmos's plugin serves. Asserted:
+every task of the streaming, batch and (triggered) dbt runs succeeded; every mart has rows for
+every symbol; clearing the batch run (which re-runs it, and through the trigger's
+``reset_dag_run`` the dbt run, under the scheduler) leaves raw, processed, warehouse and marts
+identical.
 
 The browser test lives here too, so it reuses the deployment and the finished runs: headless
 Chromium from the OS packages, driven by Selenium; screenshots go to
