@@ -22,6 +22,7 @@ or triggerer is healthy once its heartbeat there is.
 from __future__ import annotations
 
 import configparser
+import importlib.util
 import json
 import os
 import secrets
@@ -32,6 +33,7 @@ import urllib.error
 import urllib.request
 from base64 import urlsafe_b64encode
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -87,16 +89,16 @@ def find_repo_dir(marker: str = "dags/stock_market_batch_pipeline.py") -> Path:
 
 
 def airflow_argv(*args: str) -> list[str]:
-    """``airflow <args>`` with the interpreter that runs the stack (same packages)."""
-    beside = Path(sys.executable).parent / "airflow"
-    if beside.is_file():
-        return [str(beside), *args]
-    try:
-        import airflow  # noqa: F401 - only checking that it is importable
-    except ImportError as exc:
+    """``python -m airflow <args>`` with the interpreter that runs the stack (same packages).
+
+    Not the ``airflow`` script beside it: in a PEX venv (a Pants test) that script's shebang
+    is ``python -sE``, which ignores the ``PYTHONPATH`` carrying the first-party code, so the
+    DAG processor could not import ``market_dags``.
+    """
+    if importlib.util.find_spec("airflow") is None:
         raise AirflowNotInstalledError(
             "apache-airflow", "install the workspace with `uv sync --all-extras`"
-        ) from exc
+        )
     return [sys.executable, "-m", "airflow", *args]
 
 
@@ -242,11 +244,17 @@ class AirflowHome:
         return proc.stdout
 
     def prepare(self) -> None:
-        """Render the config, migrate the metadata DB, write the dbt manifest (idempotent)."""
+        """Render the config, migrate the metadata DB, write the dbt manifest (idempotent).
+
+        The migration and ``dbt parse`` do not depend on each other: they run side by side
+        (each is a minute of a busy 2-core machine).
+        """
         with file_lock(self.path / ".prepare.lock"):
             self.render()
-            self.run("db", "migrate")
-            self.write_manifest()
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                manifest = pool.submit(self.write_manifest)
+                self.run("db", "migrate")
+                manifest.result()
 
     def write_manifest(self) -> None:
         """``dbt parse`` for cosmos's per-model tasks (a DAG file never runs dbt itself)."""

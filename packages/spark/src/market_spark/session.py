@@ -9,8 +9,10 @@ any Maven build) makes resolution fail with "download failed".
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -231,8 +233,9 @@ def build_session(
     for key, value in conf.items():
         builder = builder.config(key, value)
     try:
-        _open_event_log_filesystem(settings, conf)
-        spark = builder.getOrCreate()
+        with _ivy_resolution_lock(conf):
+            _open_event_log_filesystem(settings, conf)
+            spark = builder.getOrCreate()
     except PySparkRuntimeError as exc:
         if "JAVA_GATEWAY_EXITED" not in str(exc):
             raise
@@ -252,6 +255,29 @@ def build_session(
         _warn_missing_packages(spark, wanted_packages)
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+@contextmanager
+def _ivy_resolution_lock(conf: Mapping[str, str]) -> Iterator[None]:
+    """Held while a driver JVM starts, i.e. resolves ``spark.jars.packages`` into the Ivy home.
+
+    Ivy writes its cache and the retrieved ``jars/`` without locks: two drivers resolving at
+    once on a cold cache (two DAG runs on one worker, parallel tests) read each other's
+    half-written jars ("invalid sha1", ``ClassNotFoundException`` of the AWS SDK). With a warm
+    cache the wait is the other driver's start-up. Under ``spark-submit`` there is nothing
+    to resolve here (the launch-time keys were dropped).
+    """
+    if "spark.jars.packages" not in conf or "spark.jars.ivy" not in conf:
+        yield
+        return
+    path = Path(conf["spark.jars.ivy"]) / ".market-resolve.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _open_event_log_filesystem(settings: MarketSettings, conf: Mapping[str, str]) -> None:

@@ -93,9 +93,9 @@ class PrivateStack:
         from market_devstack import stack
 
         names = stack.normalise_services(only)
-        info = stack.ensure_up(self.settings, only=names)
+        # Before the start: `down` must also stop the services of a start that failed halfway.
         self.started.update(names)
-        return info
+        return stack.ensure_up(self.settings, only=names)
 
     def stop(self, name: str) -> None:
         """Stop one service (SIGTERM, then SIGKILL) and keep its data dir."""
