@@ -48,6 +48,17 @@ CONSUMER_GOAL_ROWS_S = 50_000
 _PERF_LINE = re.compile(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\)")
 
 
+def machine() -> dict[str, Any]:
+    """The ``machine`` block of the ingest result files (benchmark and profile)."""
+    return {
+        "cpu_count": os.cpu_count(),
+        # Other work on the machine skews both sides; recorded so runs can be compared.
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
 def repo_root() -> Path:
     """The repository containing the cwd (``pants.toml``), else the one holding this file."""
     for start in (Path.cwd().resolve(), Path(__file__).resolve()):
@@ -226,14 +237,7 @@ def run_bench(
     report = {
         "benchmark": "ingest",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            # Other work on the machine skews both sides; recorded so runs can be compared.
-            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-        },
+        "machine": {**machine(), "numpy": np.__version__},
         "records": records,
         "symbols": n_symbols,
         "kafka": {

@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import cProfile
 import json
-import os
-import platform
 import pstats
 import re
 import time
@@ -226,7 +224,7 @@ def run_profile(
     output: Path | None = None,
 ) -> dict[str, Any]:
     """Profile producer and consumer on fresh names; write ``<output>.json`` / ``.md``."""
-    from market_benchmarks.ingest import _cleanup, repo_root
+    from market_benchmarks.ingest import _cleanup, machine, repo_root
 
     run_id = uuid.uuid4().hex[:8]
     topic, prefix = f"bench-profile-{run_id}", f"bench/{run_id}/raw"
@@ -239,18 +237,12 @@ def run_profile(
     report = {
         "benchmark": "ingest_profile",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "records": records,
         "symbols": n_symbols,
         "kafka": {
             "compression": settings.kafka.compression_type,
-            # Absent before the setting existed: kafka-python's own level 9.
-            "gzip_level": getattr(settings.kafka, "gzip_level", 9),
+            "gzip_level": settings.kafka.gzip_level,
             "linger_ms": settings.kafka.linger_ms,
             "batch_size": settings.kafka.batch_size,
         },

@@ -6,9 +6,11 @@ runner, the benchmarks), so a child started by any of them sees the same code an
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,22 @@ if TYPE_CHECKING:
 # Sections whose scalar fields settings_env exports; others (spark, dbt) pass through the
 # environment as they are.
 EXPORTED_SECTIONS = ("stack", "kafka", "s3", "snowflake", "contracts")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive advisory lock on ``path`` (created with its parent), released on exit.
+
+    For work that concurrent processes must not interleave on one machine: the local stack's
+    ``up``/``down`` from parallel test processes, Spark drivers resolving into one Ivy home.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 class StepFailedError(RuntimeError):

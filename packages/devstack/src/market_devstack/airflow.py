@@ -40,11 +40,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from market_common.runtime import python_path
+from market_common.runtime import file_lock, python_path
 from market_devstack.credentials import ensure_generated
 from market_devstack.errors import PrerequisiteMissingError, ServiceStartError
 from market_devstack.postgres import sqlalchemy_url
-from market_devstack.process import file_lock
 from market_devstack.service import Service
 
 if TYPE_CHECKING:

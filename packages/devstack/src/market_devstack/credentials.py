@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from market_devstack.process import file_lock
+from market_common.runtime import file_lock
 
 if TYPE_CHECKING:
     from market_common.settings import MarketSettings

@@ -23,8 +23,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from market_common.runtime import file_lock
 from market_devstack.errors import ServiceStartError
-from market_devstack.process import file_lock
 from market_devstack.service import Service
 from market_devstack.tools import cache_root, find_java, resolve_maven_jars
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from market_common import clients
+from market_common.runtime import file_lock
 from market_devstack.credentials import (
     ensure_generated,
     read_env_file,
@@ -33,7 +34,6 @@ from market_devstack.credentials import (
 )
 from market_devstack.errors import ArtifactResolutionError
 from market_devstack.minio_admin import MinioAdmin, lake_policy
-from market_devstack.process import file_lock
 from market_devstack.service import Service
 from market_devstack.tools import cache_root, find_go
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from market_common.runtime import file_lock
 from market_devstack.credentials import ensure_private_dir
 from market_devstack.errors import UnknownServiceError
-from market_devstack.process import file_lock
 from market_devstack.service import start_all
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from market_common.runtime import file_lock
 from market_devstack.errors import ArtifactResolutionError, PrerequisiteMissingError
-from market_devstack.process import file_lock
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -9,7 +9,6 @@ any Maven build) makes resolution fail with "download failed".
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from market_common.logging import get_logger
+from market_common.runtime import file_lock
 from market_common.settings import MarketSettings
 from market_spark.errors import PackageResolutionError
 
@@ -270,14 +270,8 @@ def _ivy_resolution_lock(conf: Mapping[str, str]) -> Iterator[None]:
     if "spark.jars.packages" not in conf or "spark.jars.ivy" not in conf:
         yield
         return
-    path = Path(conf["spark.jars.ivy"]) / ".market-resolve.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with file_lock(Path(conf["spark.jars.ivy"]) / ".market-resolve.lock"):
+        yield
 
 
 def _open_event_log_filesystem(settings: MarketSettings, conf: Mapping[str, str]) -> None:
